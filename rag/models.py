@@ -1,0 +1,98 @@
+"""Data-plane models. The same models serve every isolation mode; the tenant context decides
+which tables (shared pool, bridge schema or silo database) a query reaches."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.contrib.postgres.indexes import GinIndex
+from django.contrib.postgres.search import SearchVector, SearchVectorField
+from django.db import models
+from django.db.models.functions import Now
+from pgvector.django import HnswIndex, VectorField
+
+from tenants.rls import TenantOwnedModel
+
+EMBEDDING_DIMENSIONS = 384
+
+
+class DocumentStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    PROCESSING = "processing", "Processing"
+    READY = "ready", "Ready"
+    FAILED = "failed", "Failed"
+
+
+class Document(TenantOwnedModel):
+    """A tenant's uploaded document. Its text is split into Chunks by the ingestion pipeline.
+
+    `content_hash` deduplicates uploads per tenant; `external_id` lets a client replace a
+    document it manages by its own identifier.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    title = models.CharField(max_length=500, blank=True, default="")
+    external_id = models.CharField(max_length=255, blank=True, default="")
+    content_hash = models.CharField(max_length=64)
+    mime_type = models.CharField(max_length=100, blank=True, default="")
+    size_bytes = models.BigIntegerField(default=0)
+    metadata = models.JSONField(default=dict, blank=True)
+    status = models.CharField(
+        max_length=12, choices=DocumentStatus.choices, default=DocumentStatus.QUEUED
+    )
+    error = models.TextField(blank=True, default="")
+    chunks_total = models.IntegerField(default=0)
+    chunks_embedded = models.IntegerField(default=0)
+    attempts = models.IntegerField(default=0)
+    created_at = models.DateTimeField(db_default=Now())
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["tenant_id", "content_hash"], name="document_unique_hash"),
+            models.UniqueConstraint(
+                fields=["tenant_id", "external_id"],
+                condition=~models.Q(external_id=""),
+                name="document_unique_external_id",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.title or str(self.id)
+
+
+class Chunk(TenantOwnedModel):
+    """A passage of a document with its embedding and full-text vector."""
+
+    document = models.ForeignKey(Document, on_delete=models.CASCADE, related_name="chunks")
+    ordinal = models.IntegerField()
+    heading_path = models.TextField(blank=True, default="")
+    text = models.TextField()
+    token_count = models.IntegerField(default=0)
+    metadata = models.JSONField(default=dict, blank=True)
+    embedding = VectorField(dimensions=EMBEDDING_DIMENSIONS)
+    search_vector = models.GeneratedField(
+        expression=SearchVector("heading_path", "text", config="english"),
+        output_field=SearchVectorField(),
+        db_persist=True,
+    )
+
+    class Meta:
+        ordering = ["document_id", "ordinal"]
+        constraints = [
+            models.UniqueConstraint(fields=["document", "ordinal"], name="chunk_unique_ordinal"),
+        ]
+        indexes = [
+            HnswIndex(
+                name="chunk_embedding_hnsw",
+                fields=["embedding"],
+                m=16,
+                ef_construction=64,
+                opclasses=["vector_cosine_ops"],
+            ),
+            GinIndex(fields=["search_vector"], name="chunk_search_vector_gin"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.document_id}#{self.ordinal}"

@@ -1,0 +1,124 @@
+"""Where a tenant's data-plane tables live, as Django database aliases and a search_path.
+
+pool   -> alias `default`, search_path `public` (shared tables, row-level security)
+bridge -> alias `default`, search_path `tenant_<id>, public` (own schema, RLS too)
+silo   -> alias `silo_<id>` registered here at run time (own database, RLS too)
+
+Aliases for migrating a schema or a silo database as the owner are registered here as well;
+the router lets only data-plane apps migrate on them.
+"""
+
+from __future__ import annotations
+
+import threading
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+from django.conf import settings
+from django.db import connections
+
+from .models import IsolationMode, Tenant
+
+SILO_PREFIX = "silo_"
+OWNER_PREFIX = "owner_"
+_lock = threading.Lock()
+
+
+def is_tenant_alias(alias: str) -> bool:
+    return alias.startswith((SILO_PREFIX, OWNER_PREFIX))
+
+
+def search_path_for(tenant: Tenant) -> str:
+    if tenant.isolation_mode == IsolationMode.BRIDGE:
+        return f"{tenant.schema_name}, public"
+    return "public"
+
+
+def alias_for(tenant: Tenant) -> str:
+    """The alias the app role uses for this tenant's data plane (registered if needed)."""
+    if tenant.isolation_mode != IsolationMode.SILO:
+        return "default"
+    alias = f"{SILO_PREFIX}{tenant.id.hex}"
+    _register(alias, lambda: _silo_settings(tenant, as_owner=False))
+    return alias
+
+
+def owner_alias_for(tenant: Tenant) -> str:
+    """An owner-role alias pointing at the tenant's data plane, for migrations and DDL."""
+    alias = f"{OWNER_PREFIX}{tenant.id.hex}"
+    if tenant.isolation_mode == IsolationMode.SILO:
+        _register(alias, lambda: _silo_settings(tenant, as_owner=True))
+    elif tenant.isolation_mode == IsolationMode.BRIDGE:
+        _register(alias, lambda: _with_search_path(_copy("owner"), tenant.schema_name))
+    else:
+        return "owner"
+    return alias
+
+
+def server_owner_settings(tenant: Tenant) -> dict:
+    """Owner settings for the silo's *server* maintenance database (to CREATE/DROP DATABASE)."""
+    cfg = _silo_settings(tenant, as_owner=True)
+    cfg["NAME"] = _dsn_parts(tenant.silo_dsn)["NAME"] if tenant.silo_dsn else _copy("owner")["NAME"]
+    return cfg
+
+
+def forget(tenant: Tenant) -> None:
+    """Close and unregister the tenant's aliases in this process (after delete)."""
+    for alias in (f"{SILO_PREFIX}{tenant.id.hex}", f"{OWNER_PREFIX}{tenant.id.hex}"):
+        with _lock:
+            if alias in connections.settings:
+                connections[alias].close()
+                del connections.settings[alias]
+
+
+def _register(alias: str, build) -> None:
+    if alias in connections.settings:
+        return
+    with _lock:
+        if alias not in connections.settings:
+            connections.settings[alias] = build()
+
+
+def _copy(alias: str) -> dict:
+    cfg = dict(connections.settings[alias])
+    cfg["OPTIONS"] = dict(cfg.get("OPTIONS", {}))
+    cfg["TEST"] = dict(cfg.get("TEST", {}))
+    return cfg
+
+
+def _with_search_path(cfg: dict, schema: str) -> dict:
+    # Migrations of a bridge schema see only that schema first, then public for pgvector.
+    cfg["OPTIONS"]["options"] = f"-c search_path={schema},public"
+    return cfg
+
+
+def _silo_settings(tenant: Tenant, *, as_owner: bool) -> dict:
+    cfg = _copy("owner" if as_owner else "default")
+    if tenant.silo_dsn:
+        remote = _dsn_parts(tenant.silo_dsn)
+        cfg.update(HOST=remote["HOST"], PORT=remote["PORT"])
+        if as_owner:
+            cfg.update(USER=remote["USER"], PASSWORD=remote["PASSWORD"])
+        cfg["OPTIONS"].pop("host", None)
+        cfg["OPTIONS"].pop("port", None)
+        cfg["OPTIONS"].update(remote["OPTIONS"])
+    cfg["NAME"] = tenant.silo_database
+    return cfg
+
+
+def _dsn_parts(dsn: str) -> dict:
+    """Split a postgresql:// DSN (TCP or `?host=/socket/dir`) into Django settings keys."""
+    parts = urlsplit(dsn)
+    query = dict(parse_qsl(parts.query))
+    options = {k: v for k, v in query.items() if k in {"host", "port", "sslmode"}}
+    return {
+        "HOST": parts.hostname or "",
+        "PORT": str(parts.port or ""),
+        "USER": unquote(parts.username or ""),
+        "PASSWORD": unquote(parts.password or ""),
+        "NAME": parts.path.lstrip("/") or "postgres",
+        "OPTIONS": options,
+    }
+
+
+def app_role() -> str:
+    return settings.DATABASES["default"]["USER"]

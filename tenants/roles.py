@@ -1,0 +1,43 @@
+"""The app role must not be able to bypass row-level security; refuse to run if it can.
+
+Checked on every new app-role connection (web, workers, commands), so a misconfigured
+DATABASE_URL pointing at a superuser or a BYPASSRLS role fails loudly instead of leaking.
+"""
+
+from __future__ import annotations
+
+from django.core.exceptions import ImproperlyConfigured
+from django.db import connections
+from django.db.backends.signals import connection_created
+from django.dispatch import receiver
+
+UNSAFE_ROLE_SQL = (
+    "SELECT rolsuper OR rolbypassrls, rolname FROM pg_roles WHERE rolname = current_user"
+)
+
+
+class UnsafeDatabaseRole(ImproperlyConfigured):
+    pass
+
+
+def check_role(connection) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(UNSAFE_ROLE_SQL)
+        unsafe, role = cursor.fetchone()
+    if unsafe:
+        raise UnsafeDatabaseRole(
+            f"The app database role {role!r} is a superuser or has BYPASSRLS: row-level security "
+            "would not protect tenants. Use a role like tenantry_app (see README, 'Database roles')."
+        )
+
+
+@receiver(connection_created)
+def _check_new_connection(sender, connection, **kwargs) -> None:
+    if connection.alias == "owner" or connection.alias.startswith("owner_"):
+        return
+    check_role(connection)
+
+
+def assert_app_role_cannot_bypass_rls() -> None:
+    """Open the app connection now so a bad role stops the server before it serves."""
+    connections["default"].ensure_connection()

@@ -1,0 +1,98 @@
+"""API keys: issue, authenticate, revoke.
+
+A key reads `tnt_<12 hex>_<secret>`. The first 16 characters are a public prefix, stored in
+clear to find the row and to show in lists; the whole key is stored only as a SHA-256 hash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from datetime import timedelta
+from uuid import UUID
+
+from django.conf import settings
+from django.db.models import Q
+from django.db.models.functions import Now
+from django.utils import timezone
+
+from ..models import ApiKey, ApiKeyScope, Tenant
+
+KEY_PREFIX = "tnt_"
+PREFIX_LENGTH = len(KEY_PREFIX) + 12
+
+
+class ApiKeyError(Exception):
+    """Authentication failed; `code` is the stable machine-readable reason."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code = code
+
+
+def hash_key(raw: str) -> str:
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def looks_like_key(value: str) -> bool:
+    return value.startswith(KEY_PREFIX) and len(value) > PREFIX_LENGTH
+
+
+def apikey_create(
+    *, tenant: Tenant, scopes: list[str], expires_in_days: int | None = None, name: str = ""
+) -> tuple[ApiKey, str]:
+    """Issue a key and return it with its plaintext, which is never available again."""
+    unknown = set(scopes) - set(ApiKeyScope.values)
+    if not scopes or unknown:
+        raise ValueError(f"Scopes must be a non-empty subset of {sorted(ApiKeyScope.values)}.")
+    if expires_in_days is not None and expires_in_days <= 0:
+        raise ValueError("expires_in_days must be positive.")
+    prefix = KEY_PREFIX + secrets.token_hex(6)
+    raw = f"{prefix}_{secrets.token_urlsafe(32)}"
+    key = ApiKey.objects.create(
+        tenant=tenant,
+        name=name,
+        prefix=prefix,
+        secret_hash=hash_key(raw),
+        scopes=sorted(set(scopes)),
+        expires_at=timezone.now() + timedelta(days=expires_in_days) if expires_in_days else None,
+    )
+    return key, raw
+
+
+def apikey_authenticate(*, raw: str) -> ApiKey:
+    """The live key for `raw`, or ApiKeyError. Touches last_used_at at most once a minute."""
+    key = (
+        ApiKey.objects.select_related("tenant").filter(prefix=raw[:PREFIX_LENGTH]).first()
+        if looks_like_key(raw)
+        else None
+    )
+    if key is None or not hmac.compare_digest(key.secret_hash, hash_key(raw)):
+        raise ApiKeyError("invalid_api_key", "The API key is not valid.")
+    if key.revoked_at is not None:
+        raise ApiKeyError("api_key_revoked", "The API key has been revoked.")
+    if key.expires_at is not None and key.expires_at <= timezone.now():
+        raise ApiKeyError("api_key_expired", "The API key has expired.")
+    _touch(key)
+    return key
+
+
+def apikey_revoke(*, prefix_or_id: str) -> ApiKey:
+    """Revoke by public prefix or id. Revoking twice keeps the first revocation time."""
+    try:
+        lookup = Q(pk=UUID(prefix_or_id))
+    except ValueError:
+        lookup = Q(prefix=prefix_or_id[:PREFIX_LENGTH])
+    key = ApiKey.objects.get(lookup)
+    ApiKey.objects.filter(pk=key.pk, revoked_at__isnull=True).update(revoked_at=Now())
+    key.refresh_from_db()
+    return key
+
+
+def _touch(key: ApiKey) -> None:
+    # A conditional UPDATE: most requests match no row and write nothing.
+    stale = timezone.now() - timedelta(seconds=settings.API_KEY_LAST_USED_RESOLUTION_SECONDS)
+    ApiKey.objects.filter(pk=key.pk).filter(
+        Q(last_used_at__isnull=True) | Q(last_used_at__lt=stale)
+    ).update(last_used_at=Now())

@@ -1,0 +1,26 @@
+"""Test helpers that reach PostgreSQL directly, as a given role, bypassing Django."""
+
+from __future__ import annotations
+
+import psycopg
+from django.conf import settings
+
+
+def connect(alias: str = "default", *, dbname: str | None = None, user: str | None = None,
+            password: str | None = None) -> psycopg.Connection:
+    """A raw autocommit psycopg connection with the settings of a Django alias."""
+    cfg = settings.DATABASES[alias]
+    options = dict(cfg.get("OPTIONS", {}))
+    params = {
+        "dbname": dbname or cfg["NAME"],
+        "user": user or cfg["USER"],
+        "password": password if password is not None else cfg["PASSWORD"],
+        "host": options.pop("host", None) or cfg.get("HOST") or None,
+        "port": options.pop("port", None) or cfg.get("PORT") or None,
+    }
+    return psycopg.connect(autocommit=True, **{k: v for k, v in params.items() if v})
+
+
+def superuser(dbname: str = "postgres") -> psycopg.Connection:
+    """The embedded server's bootstrap superuser (socket trust), to look behind RLS in checks."""
+    return connect("owner", dbname=dbname, user="postgres", password="")
