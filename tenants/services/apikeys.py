@@ -78,16 +78,25 @@ def apikey_authenticate(*, raw: str) -> ApiKey:
     return key
 
 
-def apikey_revoke(*, prefix_or_id: str) -> ApiKey:
-    """Revoke by public prefix or id. Revoking twice keeps the first revocation time."""
+def apikey_revoke(*, prefix_or_id: str, tenant: Tenant | None = None) -> ApiKey:
+    """Revoke by public prefix or id. Revoking twice keeps the first revocation time.
+
+    With `tenant`, another tenant's key is indistinguishable from a missing one (DoesNotExist).
+    """
     try:
         lookup = Q(pk=UUID(prefix_or_id))
     except ValueError:
         lookup = Q(prefix=prefix_or_id[:PREFIX_LENGTH])
-    key = ApiKey.objects.get(lookup)
+    keys = ApiKey.objects.select_related("tenant")
+    key = (keys.filter(tenant=tenant) if tenant is not None else keys).get(lookup)
     ApiKey.objects.filter(pk=key.pk, revoked_at__isnull=True).update(revoked_at=Now())
     key.refresh_from_db()
     return key
+
+
+def apikey_list(*, tenant: Tenant):
+    """A tenant's keys, newest first (selector)."""
+    return ApiKey.objects.filter(tenant=tenant).order_by("-created_at")
 
 
 def _touch(key: ApiKey) -> None:

@@ -5,6 +5,7 @@ DDL runs as the owner role; the app role never creates or drops anything.
 
 from __future__ import annotations
 
+import logging
 import uuid
 
 import psycopg
@@ -18,6 +19,8 @@ from .. import placement
 from ..context import tenant_context
 from ..models import IsolationMode, Tenant, TenantStatus
 from .dataplane import dataplane_migrate
+
+logger = logging.getLogger(__name__)
 
 
 class ProvisioningError(Exception):
@@ -44,7 +47,10 @@ def tenant_create(*, slug: str, mode: str, name: str = "", silo_dsn: str = "") -
         _create_placement(tenant)
         dataplane_migrate(tenant=tenant)
     except Exception as exc:
-        _drop_placement(tenant)
+        try:
+            _drop_placement(tenant)
+        except Exception:  # the server may be unreachable: that is usually why we are here
+            logger.warning("Could not clean up the placement of %s", slug, exc_info=True)
         tenant.delete()
         raise ProvisioningError(f"Could not provision {mode} tenant {slug!r}: {exc}") from exc
     tenant.status = TenantStatus.ACTIVE
