@@ -11,7 +11,6 @@ Only the launcher, settings and the test fixtures import this; it must stay free
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import warnings
 from dataclasses import dataclass
@@ -159,7 +158,9 @@ def bootstrap_roles(*, superuser_dsn: str, pg: PgServer, database: str = PLATFOR
                     sql.Identifier(db), sql.Identifier(APP_ROLE)
                 )
             )
-            conn.execute(sql.SQL("ALTER SCHEMA public OWNER TO {}").format(sql.Identifier(OWNER_ROLE)))
+            conn.execute(
+                sql.SQL("ALTER SCHEMA public OWNER TO {}").format(sql.Identifier(OWNER_ROLE))
+            )
             conn.execute(sql.SQL("REVOKE CREATE ON SCHEMA public FROM PUBLIC"))
 
 

@@ -9,7 +9,7 @@ import tempfile
 if "DATABASE_URL" not in os.environ:
     os.environ.setdefault("DATA_DIR", tempfile.mkdtemp(prefix="tenantry-test-"))
 
-from .settings import *  # noqa: E402, F403
+from .settings import *  # noqa: F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast console logins
 API_KEY_LAST_USED_RESOLUTION_SECONDS = 60

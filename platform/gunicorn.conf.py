@@ -1,4 +1,7 @@
-"""gunicorn settings for Tenantry. Threads, not processes: the models are loaded once per process."""
+"""gunicorn settings for Tenantry.
+
+Threads, not processes: the models are loaded once per process and shared by its threads.
+"""
 
 import os
 

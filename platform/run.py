@@ -35,22 +35,49 @@ def main() -> int:
         env["REDIS_URL"] = embedded.start_redis(data_dir / "redis")
 
     manage = [sys.executable, str(ROOT / "manage.py")]
-    for step in (["migrate", "--no-input"], ["migrate_tenants"], ["collectstatic", "--no-input", "-v0"]):
+    for step in (
+        ["migrate", "--no-input"],
+        ["migrate_tenants"],
+        ["collectstatic", "--no-input", "-v0"],
+    ):
         subprocess.run(manage + step, env=env, cwd=ROOT, check=True)
     subprocess.run(
-        [*manage, "bootstrap_demo", "--base-url", f"http://127.0.0.1:{port}"], env=env, cwd=ROOT, check=True
+        [*manage, "bootstrap_demo", "--base-url", f"http://127.0.0.1:{port}"],
+        env=env,
+        cwd=ROOT,
+        check=True,
     )
 
     children = [
         subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "config", "worker", "--loglevel", "INFO",
-             "--concurrency", os.environ.get("CELERY_CONCURRENCY", "1")],
-            env=env, cwd=ROOT,
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "config",
+                "worker",
+                "--loglevel",
+                "INFO",
+                "--concurrency",
+                os.environ.get("CELERY_CONCURRENCY", "1"),
+            ],
+            env=env,
+            cwd=ROOT,
         ),
         subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "platform" / "gunicorn.conf.py"),
-             "--bind", f"{os.environ.get('HOST', '127.0.0.1')}:{port}", "config.wsgi:application"],
-            env=env, cwd=ROOT,
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "-c",
+                str(ROOT / "platform" / "gunicorn.conf.py"),
+                "--bind",
+                f"{os.environ.get('HOST', '127.0.0.1')}:{port}",
+                "config.wsgi:application",
+            ],
+            env=env,
+            cwd=ROOT,
         ),
     ]
     stopping = False

@@ -50,7 +50,9 @@ class Document(TenantOwnedModel):
     class Meta:
         ordering = ["-created_at"]
         constraints = [
-            models.UniqueConstraint(fields=["tenant_id", "content_hash"], name="document_unique_hash"),
+            models.UniqueConstraint(
+                fields=["tenant_id", "content_hash"], name="document_unique_hash"
+            ),
             models.UniqueConstraint(
                 fields=["tenant_id", "external_id"],
                 condition=~models.Q(external_id=""),

@@ -23,7 +23,9 @@ class CurrentTenantId(models.Func):
 
 
 def enable_rls(table: str) -> migrations.RunSQL:
-    policy = f"USING (tenant_id = {CURRENT_TENANT_SQL}) WITH CHECK (tenant_id = {CURRENT_TENANT_SQL})"
+    policy = (
+        f"USING (tenant_id = {CURRENT_TENANT_SQL}) WITH CHECK (tenant_id = {CURRENT_TENANT_SQL})"
+    )
     return migrations.RunSQL(
         sql=[
             f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY",

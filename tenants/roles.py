@@ -26,8 +26,9 @@ def check_role(connection) -> None:
         unsafe, role = cursor.fetchone()
     if unsafe:
         raise UnsafeDatabaseRole(
-            f"The app database role {role!r} is a superuser or has BYPASSRLS: row-level security "
-            "would not protect tenants. Use a role like tenantry_app (see README, 'Database roles')."
+            f"The app database role {role!r} is a superuser or has BYPASSRLS: row-level "
+            "security would not protect tenants. Use a role like tenantry_app "
+            "(see README, 'Database roles')."
         )
 
 

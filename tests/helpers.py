@@ -6,8 +6,13 @@ import psycopg
 from django.conf import settings
 
 
-def connect(alias: str = "default", *, dbname: str | None = None, user: str | None = None,
-            password: str | None = None) -> psycopg.Connection:
+def connect(
+    alias: str = "default",
+    *,
+    dbname: str | None = None,
+    user: str | None = None,
+    password: str | None = None,
+) -> psycopg.Connection:
     """A raw autocommit psycopg connection with the settings of a Django alias."""
     cfg = settings.DATABASES[alias]
     options = dict(cfg.get("OPTIONS", {}))

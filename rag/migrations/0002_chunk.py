@@ -5,37 +5,77 @@ import django.contrib.postgres.search
 import django.db.models.deletion
 import pgvector.django.indexes
 import pgvector.django.vector
-import tenants.rls
 from django.db import migrations, models
 
+import tenants.rls
 from tenants.rls import enable_rls
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('rag', '0001_initial'),
+        ("rag", "0001_initial"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Chunk',
+            name="Chunk",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('tenant_id', models.UUIDField(db_default=tenants.rls.CurrentTenantId(), db_index=True, editable=False)),
-                ('ordinal', models.IntegerField()),
-                ('heading_path', models.TextField(blank=True, default='')),
-                ('text', models.TextField()),
-                ('token_count', models.IntegerField(default=0)),
-                ('metadata', models.JSONField(blank=True, default=dict)),
-                ('embedding', pgvector.django.vector.VectorField(dimensions=384)),
-                ('search_vector', models.GeneratedField(db_persist=True, expression=django.contrib.postgres.search.SearchVector('heading_path', 'text', config='english'), output_field=django.contrib.postgres.search.SearchVectorField())),
-                ('document', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='chunks', to='rag.document')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "tenant_id",
+                    models.UUIDField(
+                        db_default=tenants.rls.CurrentTenantId(), db_index=True, editable=False
+                    ),
+                ),
+                ("ordinal", models.IntegerField()),
+                ("heading_path", models.TextField(blank=True, default="")),
+                ("text", models.TextField()),
+                ("token_count", models.IntegerField(default=0)),
+                ("metadata", models.JSONField(blank=True, default=dict)),
+                ("embedding", pgvector.django.vector.VectorField(dimensions=384)),
+                (
+                    "search_vector",
+                    models.GeneratedField(
+                        db_persist=True,
+                        expression=django.contrib.postgres.search.SearchVector(
+                            "heading_path", "text", config="english"
+                        ),
+                        output_field=django.contrib.postgres.search.SearchVectorField(),
+                    ),
+                ),
+                (
+                    "document",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="chunks",
+                        to="rag.document",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['document_id', 'ordinal'],
-                'indexes': [pgvector.django.indexes.HnswIndex(ef_construction=64, fields=['embedding'], m=16, name='chunk_embedding_hnsw', opclasses=['vector_cosine_ops']), django.contrib.postgres.indexes.GinIndex(fields=['search_vector'], name='chunk_search_vector_gin')],
-                'constraints': [models.UniqueConstraint(fields=('document', 'ordinal'), name='chunk_unique_ordinal')],
+                "ordering": ["document_id", "ordinal"],
+                "indexes": [
+                    pgvector.django.indexes.HnswIndex(
+                        ef_construction=64,
+                        fields=["embedding"],
+                        m=16,
+                        name="chunk_embedding_hnsw",
+                        opclasses=["vector_cosine_ops"],
+                    ),
+                    django.contrib.postgres.indexes.GinIndex(
+                        fields=["search_vector"], name="chunk_search_vector_gin"
+                    ),
+                ],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("document", "ordinal"), name="chunk_unique_ordinal"
+                    )
+                ],
             },
         ),
         enable_rls("rag_chunk"),

@@ -15,7 +15,16 @@ from .problems import Problem
 class ApiKeySerializer(serializers.ModelSerializer):
     class Meta:
         model = ApiKey
-        fields = ["id", "name", "prefix", "scopes", "created_at", "expires_at", "revoked_at", "last_used_at"]
+        fields = [
+            "id",
+            "name",
+            "prefix",
+            "scopes",
+            "created_at",
+            "expires_at",
+            "revoked_at",
+            "last_used_at",
+        ]
 
 
 class ApiKeyCreateSerializer(serializers.Serializer):
@@ -23,7 +32,9 @@ class ApiKeyCreateSerializer(serializers.Serializer):
     scopes = serializers.ListField(
         child=serializers.ChoiceField(choices=ApiKeyScope.choices), allow_empty=False
     )
-    expires_in_days = serializers.IntegerField(min_value=1, max_value=3650, required=False, allow_null=True)
+    expires_in_days = serializers.IntegerField(
+        min_value=1, max_value=3650, required=False, allow_null=True
+    )
 
 
 class ApiKeyCreatedSerializer(ApiKeySerializer):

@@ -62,5 +62,7 @@ def problem_exception_handler(exc, context):
 def problem_response(status_code: int, code: str, detail: str) -> JsonResponse:
     """For plain Django views (the 404/500 handlers answer API paths with this)."""
     return JsonResponse(
-        problem_body(status_code, code, detail), status=status_code, content_type=PROBLEM_CONTENT_TYPE
+        problem_body(status_code, code, detail),
+        status=status_code,
+        content_type=PROBLEM_CONTENT_TYPE,
     )

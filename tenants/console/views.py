@@ -14,9 +14,7 @@ def home(request):
     tenants = Tenant.objects.annotate(
         key_count=Count("api_keys", filter=Q(api_keys__revoked_at__isnull=True))
     )
-    by_mode = dict(
-        Tenant.objects.values_list("isolation_mode").annotate(n=Count("id")).order_by()
-    )
+    by_mode = dict(Tenant.objects.values_list("isolation_mode").annotate(n=Count("id")).order_by())
     context = {
         "tenants": tenants,
         "by_mode": by_mode,

@@ -47,7 +47,9 @@ def dataplane_migrate(*, tenant: Tenant, target: str | None = None) -> list[str]
     pending = dataplane_pending(tenant=tenant)
     alias = placement.owner_alias_for(tenant)
     args = [DATA_PLANE_APP] + ([target] if target else [])
-    call_command("migrate", *args, database=alias, verbosity=0, interactive=False, stdout=io.StringIO())
+    call_command(
+        "migrate", *args, database=alias, verbosity=0, interactive=False, stdout=io.StringIO()
+    )
     grant_app_access(alias=alias, schema=_schema(tenant))
     return pending if target is None else [n for n in pending if n <= target]
 
@@ -58,7 +60,9 @@ def grant_app_access(*, alias: str, schema: str) -> None:
     ident = sql.Identifier(schema)
     statements = [
         sql.SQL("GRANT USAGE ON SCHEMA {} TO {}").format(ident, app),
-        sql.SQL("GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {} TO {}").format(ident, app),
+        sql.SQL("GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA {} TO {}").format(
+            ident, app
+        ),
         sql.SQL("GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA {} TO {}").format(ident, app),
     ]
     with connections[alias].cursor() as cursor:
@@ -76,6 +80,8 @@ def _prepare(tenant: Tenant) -> str:
         # Django would otherwise find public.django_migrations through the search_path and
         # believe the schema already migrated.
         with connections[alias].cursor() as cursor:
-            statement = sql.SQL(MIGRATIONS_TABLE_SQL).format(schema=sql.Identifier(tenant.schema_name))
+            statement = sql.SQL(MIGRATIONS_TABLE_SQL).format(
+                schema=sql.Identifier(tenant.schema_name)
+            )
             cursor.execute(statement.as_string(cursor.connection))
     return alias

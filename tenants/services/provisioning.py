@@ -97,7 +97,8 @@ def _create_placement(tenant: Tenant) -> None:
     if tenant.isolation_mode == IsolationMode.BRIDGE:
         with transaction.atomic(using="owner"), connections["owner"].cursor() as cursor:
             cursor.execute(
-                sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(tenant.schema_name))
+                sql.SQL("CREATE SCHEMA {}")
+                .format(sql.Identifier(tenant.schema_name))
                 .as_string(cursor.connection)
             )
     elif tenant.isolation_mode == IsolationMode.SILO:
@@ -113,7 +114,8 @@ def _drop_placement(tenant: Tenant) -> None:
     if tenant.isolation_mode == IsolationMode.BRIDGE:
         with connections["owner"].cursor() as cursor:
             cursor.execute(
-                sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(tenant.schema_name))
+                sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE")
+                .format(sql.Identifier(tenant.schema_name))
                 .as_string(cursor.connection)
             )
     elif tenant.isolation_mode == IsolationMode.SILO:

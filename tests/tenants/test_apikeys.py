@@ -39,7 +39,11 @@ def test_tenant_endpoint_answers_with_the_callers_tenant(make_tenant, make_key, 
     response = api.get("/api/v1/tenant", **bearer(make_key(tenant, scopes=["query"])))
     assert response.status_code == 200
     assert response.json() == {
-        "slug": tenant.slug, "name": "Acme", "mode": mode, "status": "active", "scopes": ["query"],
+        "slug": tenant.slug,
+        "name": "Acme",
+        "mode": mode,
+        "status": "active",
+        "scopes": ["query"],
     }
 
 
@@ -75,10 +79,14 @@ def test_missing_scope_gets_403(make_tenant, make_key, api):
 @pytest.mark.parametrize("param", ["api_key", "token", "anything"])
 def test_key_in_query_string_is_refused(make_tenant, make_key, api, param):
     raw = make_key(make_tenant("pool"))
-    _problem(api.get(f"/api/v1/tenant?{param}={raw}", **bearer(raw)), 401, "api_key_in_query_string")
+    _problem(
+        api.get(f"/api/v1/tenant?{param}={raw}", **bearer(raw)), 401, "api_key_in_query_string"
+    )
 
 
-def test_suspended_tenant_is_refused_with_403_and_resumed_tenant_is_served(make_tenant, make_key, api):
+def test_suspended_tenant_is_refused_with_403_and_resumed_tenant_is_served(
+    make_tenant, make_key, api
+):
     from tenants.services.provisioning import tenant_resume, tenant_suspend
 
     tenant = make_tenant("silo")

@@ -9,7 +9,9 @@ from tests.conftest import MODES, bearer
 def test_admin_key_issues_lists_and_revokes_its_own_keys(make_tenant, make_key, api, mode):
     tenant = make_tenant(mode)
     admin = make_key(tenant, scopes=["admin"])
-    created = api.post("/api/v1/keys", {"scopes": ["query"], "name": "ci"}, format="json", **bearer(admin))
+    created = api.post(
+        "/api/v1/keys", {"scopes": ["query"], "name": "ci"}, format="json", **bearer(admin)
+    )
     assert created.status_code == 201
     new = created.json()
     assert new["key"].startswith(new["prefix"]) and new["scopes"] == ["query"]
@@ -30,7 +32,9 @@ def test_another_tenants_key_is_invisible_and_cannot_be_revoked(make_tenant, mak
     response = api.delete(f"/api/v1/keys/{a_id}", **bearer(b_admin))
     assert response.status_code == 404
     assert response.json()["code"] == "not_found"
-    assert [k["prefix"] for k in api.get("/api/v1/keys", **bearer(b_admin)).json()] == [b_admin[:16]]
+    assert [k["prefix"] for k in api.get("/api/v1/keys", **bearer(b_admin)).json()] == [
+        b_admin[:16]
+    ]
     assert api.get("/api/v1/tenant", **bearer(a_key)).status_code == 200
 
 

@@ -6,7 +6,12 @@ from django.core.exceptions import ValidationError
 from rag.models import Document
 from tenants.context import tenant_context
 from tenants.models import Tenant
-from tenants.services.provisioning import tenant_create, tenant_delete, tenant_resume, tenant_suspend
+from tenants.services.provisioning import (
+    tenant_create,
+    tenant_delete,
+    tenant_resume,
+    tenant_suspend,
+)
 from tests.conftest import MODES
 from tests.helpers import superuser
 
@@ -14,11 +19,17 @@ from tests.helpers import superuser
 def _rows_everywhere(tenant_id) -> int:
     """Counts behind RLS (as superuser) in the pool table, every schema and every database."""
     with superuser("tenantry") as conn:
-        total = conn.execute("SELECT count(*) FROM public.rag_document WHERE tenant_id = %s", [tenant_id]).fetchone()[0]
-        schemas = [r[0] for r in conn.execute("SELECT nspname FROM pg_namespace WHERE nspname LIKE 'tenant_%'")]
+        total = conn.execute(
+            "SELECT count(*) FROM public.rag_document WHERE tenant_id = %s", [tenant_id]
+        ).fetchone()[0]
+        schemas = [
+            r[0]
+            for r in conn.execute("SELECT nspname FROM pg_namespace WHERE nspname LIKE 'tenant_%'")
+        ]
         for schema in schemas:
             total += conn.execute(
-                f'SELECT count(*) FROM "{schema}".rag_document WHERE tenant_id = %s', [tenant_id]  # noqa: S608
+                f'SELECT count(*) FROM "{schema}".rag_document WHERE tenant_id = %s',
+                [tenant_id],
             ).fetchone()[0]
     return total
 
@@ -26,10 +37,16 @@ def _rows_everywhere(tenant_id) -> int:
 def _placement_exists(mode: str, schema: str, database: str) -> bool:
     if mode == "bridge":
         with superuser("tenantry") as conn:
-            return conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", [schema]).fetchone() is not None
+            return (
+                conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", [schema]).fetchone()
+                is not None
+            )
     if mode == "silo":
         with superuser() as conn:
-            return conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [database]).fetchone() is not None
+            return (
+                conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [database]).fetchone()
+                is not None
+            )
     return True
 
 
@@ -90,5 +107,9 @@ def test_failed_silo_provisioning_leaves_nothing_behind(pg):
     from tenants.services.provisioning import ProvisioningError
 
     with pytest.raises(ProvisioningError):
-        tenant_create(slug="broken", mode="silo", silo_dsn="postgresql://nobody:nothing@/postgres?host=/nonexistent")
+        tenant_create(
+            slug="broken",
+            mode="silo",
+            silo_dsn="postgresql://nobody:nothing@/postgres?host=/nonexistent",
+        )
     assert not Tenant.objects.filter(slug="broken").exists()

@@ -14,7 +14,9 @@ def two_pool_tenants(make_tenant):
     for tenant, n in ((a, 2), (b, 3)):
         with tenant_context(tenant):
             for i in range(n):
-                Document.objects.create(title=f"{tenant.slug}-{i}", content_hash=f"{tenant.slug}{i}".ljust(64, "0"))
+                Document.objects.create(
+                    title=f"{tenant.slug}-{i}", content_hash=f"{tenant.slug}{i}".ljust(64, "0")
+                )
     return a, b
 
 

@@ -25,5 +25,7 @@ class Command(BaseCommand):
         except ValueError as exc:
             raise CommandError(str(exc)) from exc
         expiry = key.expires_at.isoformat() if key.expires_at else "never"
-        self.stdout.write(f"Key {key.prefix} for {tenant.slug}: scopes {','.join(key.scopes)}, expires {expiry}.")
+        self.stdout.write(
+            f"Key {key.prefix} for {tenant.slug}: scopes {','.join(key.scopes)}, expires {expiry}."
+        )
         self.stdout.write(raw)

@@ -35,12 +35,16 @@ class Command(BaseCommand):
         if tenant is None:
             tenant = tenant_create(slug=DEMO_SLUG, mode=IsolationMode.POOL, name="Demo tenant")
         if not tenant.api_keys.filter(revoked_at__isnull=True).exists() or "demo_key" not in creds:
-            _, creds["demo_key"] = apikey_create(tenant=tenant, scopes=["ingest", "query", "admin"], name="demo")
+            _, creds["demo_key"] = apikey_create(
+                tenant=tenant, scopes=["ingest", "query", "admin"], name="demo"
+            )
         path.touch(mode=0o600)
         path.write_text(json.dumps(creds))
+        password = creds.get("admin_password", "(set earlier)")
+        key = creds["demo_key"]
         self.stdout.write(
-            f"\n  Console:  {base_url}/console/  (user admin, password {creds.get('admin_password', '(set earlier)')})\n"
+            f"\n  Console:  {base_url}/console/  (user admin, password {password})\n"
             f"  API docs: {base_url}/api/docs/\n"
-            f"  Demo key: {creds['demo_key']}\n"
-            f"  Try:      curl -H \"Authorization: Bearer {creds['demo_key']}\" {base_url}/api/v1/tenant\n"
+            f"  Demo key: {key}\n"
+            f'  Try:      curl -H "Authorization: Bearer {key}" {base_url}/api/v1/tenant\n'
         )

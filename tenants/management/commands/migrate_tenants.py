@@ -20,17 +20,23 @@ class Command(BaseCommand):
             tenants = tenants.filter(slug__in=slugs)
         tenants = list(tenants)
         failed = []
-        bar = tqdm(tenants, desc="migrate_tenants", unit="tenant", file=self.stderr, disable=not tenants)
+        bar = tqdm(
+            tenants, desc="migrate_tenants", unit="tenant", file=self.stderr, disable=not tenants
+        )
         for tenant in bar:
             bar.set_postfix_str(tenant.slug)
             try:
                 applied = dataplane_migrate(tenant=tenant)
             except Exception as exc:  # report and go on: one broken tenant must not stop the rest
                 failed.append(tenant.slug)
-                bar.write(f"{tenant.slug} ({tenant.isolation_mode}): FAILED: {exc}", file=self.stdout)
+                bar.write(
+                    f"{tenant.slug} ({tenant.isolation_mode}): FAILED: {exc}", file=self.stdout
+                )
                 continue
             result = f"applied {', '.join(applied)}" if applied else "up to date"
             bar.write(f"{tenant.slug} ({tenant.isolation_mode}): {result}", file=self.stdout)
         self.stdout.write(f"{len(tenants) - len(failed)} of {len(tenants)} tenants migrated.")
         if failed:
-            raise CommandError(f"Failed: {', '.join(failed)}. Fix and re-run; done tenants are skipped.")
+            raise CommandError(
+                f"Failed: {', '.join(failed)}. Fix and re-run; done tenants are skipped."
+            )

@@ -12,13 +12,21 @@ class Command(BaseCommand):
         parser.add_argument("slug")
         parser.add_argument("--mode", required=True, choices=IsolationMode.values)
         parser.add_argument("--name", default="")
-        parser.add_argument("--dsn", default="", help="silo only: postgresql:// URL of another server")
+        parser.add_argument(
+            "--dsn", default="", help="silo only: postgresql:// URL of another server"
+        )
 
     def handle(self, *args, slug, mode, name, dsn, **options):
         try:
             tenant = tenant_create(slug=slug, mode=mode, name=name, silo_dsn=dsn)
         except ValidationError as exc:
-            raise CommandError("; ".join(f"{k}: {' '.join(v)}" for k, v in exc.message_dict.items())) from exc
+            raise CommandError(
+                "; ".join(f"{k}: {' '.join(v)}" for k, v in exc.message_dict.items())
+            ) from exc
         except ProvisioningError as exc:
             raise CommandError(str(exc)) from exc
-        self.stdout.write(self.style.SUCCESS(f"Created {tenant.isolation_mode} tenant {tenant.slug} ({tenant.id})."))
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Created {tenant.isolation_mode} tenant {tenant.slug} ({tenant.id})."
+            )
+        )

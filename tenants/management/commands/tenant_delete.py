@@ -16,4 +16,6 @@ class Command(BaseCommand):
         if not yes:
             raise CommandError(f"Deleting {slug} removes all of its data. Re-run with --yes.")
         tenant_delete(tenant=tenant)
-        self.stdout.write(self.style.SUCCESS(f"Deleted tenant {slug} and its {tenant.isolation_mode} data."))
+        self.stdout.write(
+            self.style.SUCCESS(f"Deleted tenant {slug} and its {tenant.isolation_mode} data.")
+        )

@@ -8,7 +8,11 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         rows = [("SLUG", "MODE", "STATUS", "NAME", "ID")]
-        rows += [(t.slug, t.isolation_mode, t.status, t.name, str(t.id)) for t in Tenant.objects.all()]
+        rows += [
+            (t.slug, t.isolation_mode, t.status, t.name, str(t.id)) for t in Tenant.objects.all()
+        ]
         widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
         for row in rows:
-            self.stdout.write("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+            self.stdout.write(
+                "  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip()
+            )
