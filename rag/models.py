@@ -98,3 +98,17 @@ class Chunk(TenantOwnedModel):
 
     def __str__(self) -> str:
         return f"{self.document_id}#{self.ordinal}"
+
+
+class DocumentSource(TenantOwnedModel):
+    """The uploaded bytes, kept in the tenant's own placement so workers (and re-processing
+    after a chunking or model change) read them under the same isolation as the chunks."""
+
+    document = models.OneToOneField(
+        Document, on_delete=models.CASCADE, primary_key=True, related_name="source"
+    )
+    filename = models.CharField(max_length=255, blank=True, default="")
+    data = models.BinaryField()
+
+    def __str__(self) -> str:
+        return f"source of {self.document_id}"

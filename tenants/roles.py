@@ -40,5 +40,9 @@ def _check_new_connection(sender, connection, **kwargs) -> None:
 
 
 def assert_app_role_cannot_bypass_rls() -> None:
-    """Open the app connection now so a bad role stops the server before it serves."""
+    """Open the app connection now so a bad role stops the server before it serves.
+
+    The connection is closed again: servers fork after this and must not share its socket.
+    """
     connections["default"].ensure_connection()
+    connections["default"].close()

@@ -21,20 +21,28 @@ def django_db_setup(django_db_blocker):
 
 @pytest.fixture
 def pg(django_db_setup, django_db_blocker):
+    """Database access for one test; tenants and users it created are removed afterwards
+    (those of module- or session-scoped fixtures are left to their fixture)."""
+    from django.contrib.auth import get_user_model
+
+    from tenants.models import Tenant
+
     with django_db_blocker.unblock():
+        tenants_before = set(Tenant.objects.values_list("pk", flat=True))
+        users_before = set(get_user_model().objects.values_list("pk", flat=True))
         yield
-        _clean()
+        _clean(tenants_before, users_before)
 
 
-def _clean() -> None:
+def _clean(tenants_before: set, users_before: set) -> None:
     from django.contrib.auth import get_user_model
 
     from tenants.models import Tenant
     from tenants.services.provisioning import tenant_delete
 
-    for tenant in Tenant.objects.all():
+    for tenant in Tenant.objects.exclude(pk__in=tenants_before):
         tenant_delete(tenant=tenant)
-    get_user_model().objects.all().delete()
+    get_user_model().objects.exclude(pk__in=users_before).delete()
 
 
 _counter = itertools.count(1)
@@ -74,3 +82,14 @@ def make_key():
 
 def bearer(key: str) -> dict:
     return {"HTTP_AUTHORIZATION": f"Bearer {key}"}
+
+
+@pytest.fixture(scope="session")
+def worker(django_db_setup, tmp_path_factory):
+    """One real Celery worker (with beat) for the session; tests may kill and restart it."""
+    from tests.workers import Worker
+
+    w = Worker(tmp_path_factory.mktemp("worker"))
+    w.start()
+    yield w
+    w.stop()

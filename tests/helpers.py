@@ -29,3 +29,19 @@ def connect(
 def superuser(dbname: str = "postgres") -> psycopg.Connection:
     """The embedded server's bootstrap superuser (socket trust), to look behind RLS in checks."""
     return connect("owner", dbname=dbname, user="postgres", password="")
+
+
+def service_env(**extra: str) -> dict[str, str]:
+    """Environment for a subprocess (worker, web server) using this test session's servers."""
+    import os
+
+    env = dict(os.environ)
+    env.update(
+        DJANGO_SETTINGS_MODULE="config.settings",
+        DATA_DIR=str(settings.DATA_DIR),
+        DATABASE_URL=settings.APP_DATABASE_URL,
+        OWNER_DATABASE_URL=settings.OWNER_DATABASE_URL,
+        REDIS_URL=settings.REDIS_URL,
+        **extra,
+    )
+    return env

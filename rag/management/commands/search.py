@@ -1,0 +1,36 @@
+"""`manage.py search SLUG "query" [--k N] [--mode M]`: the API's search, from a terminal."""
+
+from __future__ import annotations
+
+from django.core.management.base import BaseCommand, CommandError
+
+from tenants.management.commands._base import get_tenant
+
+from ...filters import FilterError
+from ...services.search import MODES, chunk_search
+
+
+class Command(BaseCommand):
+    help = "Search a tenant's documents (hybrid, vector or keyword)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("slug")
+        parser.add_argument("query")
+        parser.add_argument("--k", type=int, default=5)
+        parser.add_argument("--mode", choices=MODES, default="hybrid")
+
+    def handle(self, *args, slug, query, k, mode, **options):
+        if not 1 <= k <= 50:
+            raise CommandError("--k must be between 1 and 50.")
+        try:
+            result = chunk_search(tenant=get_tenant(slug), query=query, k=k, mode=mode)
+        except FilterError as exc:
+            raise CommandError(str(exc)) from exc
+        if not result.hits:
+            self.stdout.write("No results.")
+        for n, hit in enumerate(result.hits, start=1):
+            where = " > ".join(p for p in (hit.title, hit.heading_path) if p)
+            self.stdout.write(f"{n}. [{hit.score:.4f}] {where} (document {hit.document_id})")
+            self.stdout.write("   " + hit.text[:300].replace("\n", " "))
+        timings = ", ".join(f"{name} {value:.1f}" for name, value in result.timings.items())
+        self.stdout.write(f"timings (ms): {timings}")

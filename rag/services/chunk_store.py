@@ -1,0 +1,69 @@
+"""Write a document's chunks in one transaction: binary COPY into a staging table, then INSERT.
+
+Why the staging table: PostgreSQL refuses `COPY FROM` into a table with row-level security, and
+every data-plane table has it (forced). Binary COPY into a temporary table is the fast path for
+the bytes; the `INSERT ... SELECT` that follows is checked by the RLS policy like any write.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Sequence
+from uuid import UUID
+
+import numpy as np
+from django.db import connections
+from pgvector.psycopg.vector import register_vector_info
+from psycopg.types import TypeInfo
+from psycopg.types.json import Jsonb
+
+_vector_ready: weakref.WeakSet = weakref.WeakSet()
+
+COLUMNS = ("ordinal", "heading_path", "text", "token_count", "metadata", "embedding")
+TYPES = ["int4", "text", "text", "int4", "jsonb", "vector"]
+
+
+def chunks_replace(
+    *,
+    alias: str,
+    document_id: UUID,
+    chunks: Sequence,
+    vectors: np.ndarray,
+    metadata: dict,
+) -> int:
+    """Replace the document's chunks with `chunks` (ChunkDrafts) and their vectors.
+
+    Must run inside the tenant context's transaction: readers see the old set or the new one,
+    never both or neither. The document row is locked first so two runs of the same task
+    serialise instead of both inserting.
+    """
+    connection = connections[alias]
+    connection.ensure_connection()
+    raw = connection.connection
+    if raw not in _vector_ready:  # once per connection: the type lookup is a round trip
+        register_vector_info(raw, TypeInfo.fetch(raw, "vector"))
+        _vector_ready.add(raw)
+    meta = Jsonb(metadata)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1 FROM rag_document WHERE id = %s FOR UPDATE", [document_id])
+        cursor.execute("DELETE FROM rag_chunk WHERE document_id = %s", [document_id])
+        cursor.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS chunk_staging "
+            "(ordinal int, heading_path text, text text, token_count int, metadata jsonb, "
+            "embedding vector(384)) ON COMMIT DROP"
+        )
+    with raw.cursor() as cur:
+        with cur.copy(f"COPY chunk_staging ({', '.join(COLUMNS)}) FROM STDIN WITH (FORMAT BINARY)") as copy:
+            copy.set_types(TYPES)
+            for chunk, vector in zip(chunks, vectors, strict=True):
+                copy.write_row(
+                    (chunk.ordinal, chunk.heading_path, chunk.text, chunk.token_count, meta, vector)
+                )
+        cur.execute(
+            f"INSERT INTO rag_chunk (document_id, {', '.join(COLUMNS)}) "  # noqa: S608 - constants
+            f"SELECT %s, {', '.join(COLUMNS)} FROM chunk_staging ORDER BY ordinal",
+            [document_id],
+        )
+        inserted = cur.rowcount
+        cur.execute("DROP TABLE chunk_staging")
+    return inserted

@@ -1,0 +1,123 @@
+"""Accepting documents: validate, deduplicate, store the bytes, enqueue ingestion on commit.
+
+Parsing of text formats runs here too, because it is cheap and lets the client hear "no text"
+as a 422 at once; PDFs (expensive, possibly hostile) are parsed only by the worker, under limits.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+
+from tenants.context import data_alias, tenant_context
+from tenants.models import Tenant
+
+from ..models import Document, DocumentSource, DocumentStatus
+from ..parsing import ParseError, document_parse
+from ..parsing.pdf import is_pdf
+
+
+class DocumentRejected(Exception):
+    """The upload cannot become a document; nothing was stored."""
+
+    def __init__(self, status: int, code: str, detail: str):
+        super().__init__(detail)
+        self.status, self.code, self.detail = status, code, detail
+
+
+@dataclass(frozen=True)
+class Submission:
+    document: Document
+    outcome: str  # "created" | "duplicate" | "replaced"
+
+
+def document_submit(
+    *,
+    tenant: Tenant,
+    data: bytes,
+    filename: str = "",
+    title: str = "",
+    metadata: dict | None = None,
+    external_id: str = "",
+) -> Submission:
+    """Store an upload as a queued document of `tenant` (or return its duplicate)."""
+    mime_type = _validate(data, filename)
+    content_hash = hashlib.sha256(data).hexdigest()
+    fields = {
+        "title": title or _title_from(filename),
+        "content_hash": content_hash,
+        "mime_type": mime_type,
+        "size_bytes": len(data),
+        "metadata": metadata or {},
+        "status": DocumentStatus.QUEUED,
+        "error": "",
+        "chunks_total": 0,
+        "chunks_embedded": 0,
+        "attempts": 0,
+    }
+    try:
+        return _store(tenant, data, filename, external_id, fields)
+    except IntegrityError:
+        # A concurrent upload of the same content won the race: answer with its document.
+        with tenant_context(tenant):
+            return Submission(Document.objects.get(content_hash=content_hash), "duplicate")
+
+
+def _store(tenant, data, filename, external_id, fields) -> Submission:
+    from ..tasks import ingest_document  # the task module imports this one
+
+    with tenant_context(tenant):
+        duplicate = Document.objects.filter(content_hash=fields["content_hash"]).first()
+        if duplicate is not None:
+            return Submission(duplicate, "duplicate")
+        current = (
+            Document.objects.select_for_update().filter(external_id=external_id).first()
+            if external_id
+            else None
+        )
+        if current is not None:
+            # Old chunks stay searchable until the worker swaps in the new ones atomically.
+            for name, value in fields.items():
+                setattr(current, name, value)
+            current.save()
+            DocumentSource.objects.filter(document=current).update(data=data, filename=filename)
+            document, outcome = current, "replaced"
+        else:
+            document = Document.objects.create(external_id=external_id, **fields)
+            DocumentSource.objects.create(document=document, data=data, filename=filename)
+            outcome = "created"
+        tenant_id, document_id = str(tenant.id), str(document.id)
+        transaction.on_commit(
+            lambda: ingest_document.delay(tenant_id, document_id), using=data_alias()
+        )
+    return Submission(document, outcome)
+
+
+def document_delete(*, tenant: Tenant, document_id) -> bool:
+    """Delete a document and all its chunks; False if the tenant has no such document."""
+    with tenant_context(tenant):
+        deleted, _ = Document.objects.filter(pk=document_id).delete()
+    return deleted > 0
+
+
+def _validate(data: bytes, filename: str) -> str:
+    if len(data) > settings.RAG_MAX_UPLOAD_BYTES:
+        raise DocumentRejected(
+            413, "payload_too_large", f"Documents are limited to {settings.RAG_MAX_UPLOAD_BYTES} bytes."
+        )
+    if not data.strip():
+        raise DocumentRejected(422, "empty_document", "The document is empty.")
+    if is_pdf(data):
+        return "application/pdf"  # parsed by the worker only, under time and memory limits
+    try:
+        return document_parse(data=data, filename=filename).mime_type
+    except ParseError as exc:
+        status = 415 if exc.code == "unsupported_type" else 422
+        raise DocumentRejected(status, exc.code, str(exc)) from exc
+
+
+def _title_from(filename: str) -> str:
+    return filename.rsplit("/", 1)[-1].rsplit(".", 1)[0] if filename else ""

@@ -1,0 +1,133 @@
+"""The ingestion pipeline for one document: parse, chunk, embed in batches, store, mark ready.
+
+Transactions stay short (claim, progress, final swap) so no connection is held while the model
+works. Running it twice for the same document is harmless: the claim is a conditional UPDATE,
+a ready document is left alone, and the final swap replaces the chunk set under a row lock.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db.models import F
+from django.db.models.functions import Now
+
+from tenants.context import data_alias, tenant_context
+from tenants.models import Tenant
+
+from ..chunking import document_chunk
+from ..embedding import embed_texts
+from ..models import Document, DocumentSource, DocumentStatus
+from ..parsing import ParseError, document_parse
+from .chunk_store import chunks_replace
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Claim:
+    content_hash: str
+    data: bytes
+    filename: str
+    title: str
+    metadata: dict
+
+
+def document_ingest(*, tenant: Tenant, document_id) -> str:
+    """Ingest the document if it is waiting; returns the status it ends in (or "skipped")."""
+    claim = _claim(tenant, document_id)
+    if claim is None:
+        return "skipped"
+    try:
+        parsed = document_parse(
+            data=claim.data,
+            filename=claim.filename,
+            pdf_timeout_s=settings.PDF_PARSE_TIMEOUT_SECONDS,
+            pdf_memory_mb=settings.PDF_PARSE_MEMORY_MB,
+        )
+        drafts = document_chunk(
+            blocks=parsed.blocks,
+            title=claim.title or parsed.title,
+            max_tokens=settings.CHUNK_MAX_TOKENS,
+            overlap_tokens=settings.CHUNK_OVERLAP_TOKENS,
+        )
+    except ParseError as exc:
+        return _fail(tenant, document_id, claim, f"{exc.code}: {exc}")
+    if not drafts:
+        return _fail(tenant, document_id, claim, "no_text: the document has no extractable text")
+    title = claim.title or parsed.title
+    _progress(tenant, document_id, claim, total=len(drafts), embedded=0, title=title)
+    vectors = []
+    batch = settings.EMBEDDING_BATCH_SIZE
+    for start in range(0, len(drafts), batch):
+        vectors.extend(embed_texts([d.text for d in drafts[start : start + batch]], batch_size=batch))
+        if not _progress(tenant, document_id, claim, total=len(drafts), embedded=len(vectors)):
+            return "skipped"  # deleted or replaced meanwhile: the newer task takes over
+    return _finish(tenant, document_id, claim, drafts, vectors)
+
+
+def _claim(tenant: Tenant, document_id) -> Claim | None:
+    with tenant_context(tenant):
+        claimed = Document.objects.filter(
+            pk=document_id, status__in=[DocumentStatus.QUEUED, DocumentStatus.PROCESSING]
+        ).update(status=DocumentStatus.PROCESSING, attempts=F("attempts") + 1, updated_at=Now())
+        if not claimed:
+            return None
+        document = Document.objects.get(pk=document_id)
+        source = DocumentSource.objects.filter(document_id=document_id).first()
+        if source is None:
+            return None
+        return Claim(
+            content_hash=document.content_hash,
+            data=bytes(source.data),
+            filename=source.filename,
+            title=document.title,
+            metadata=document.metadata,
+        )
+
+
+def _current(document_id, claim: Claim):
+    """The document, still processing the content this run claimed (else an empty queryset)."""
+    return Document.objects.filter(
+        pk=document_id, content_hash=claim.content_hash, status=DocumentStatus.PROCESSING
+    )
+
+
+def _progress(tenant, document_id, claim, *, total: int, embedded: int, title: str | None = None) -> bool:
+    values = {"chunks_total": total, "chunks_embedded": embedded, "updated_at": Now()}
+    if title is not None:
+        values["title"] = title
+    with tenant_context(tenant):
+        return _current(document_id, claim).update(**values) > 0
+
+
+def _fail(tenant, document_id, claim, reason: str) -> str:
+    with tenant_context(tenant):
+        _current(document_id, claim).update(
+            status=DocumentStatus.FAILED, error=reason[:2000], updated_at=Now()
+        )
+    logger.info("document %s failed: %s", document_id, reason)
+    return DocumentStatus.FAILED
+
+
+def _finish(tenant, document_id, claim, drafts, vectors) -> str:
+    with tenant_context(tenant):
+        if not _current(document_id, claim).select_for_update().exists():
+            return "skipped"
+        chunks_replace(
+            alias=data_alias(),
+            document_id=document_id,
+            chunks=drafts,
+            vectors=vectors,
+            metadata=claim.metadata,
+        )
+        _current(document_id, claim).update(
+            status=DocumentStatus.READY,
+            chunks_total=len(drafts),
+            chunks_embedded=len(drafts),
+            error="",
+            updated_at=Now(),
+        )
+    return DocumentStatus.READY

@@ -1,0 +1,51 @@
+"""Recovering documents whose ingestion stalled (a worker killed mid-way, a lost message).
+
+A healthy run touches the document after every embedding batch, so `updated_at` older than
+INGEST_STUCK_AFTER_SECONDS means nobody is working on it. It is queued again until it has been
+attempted INGEST_MAX_ATTEMPTS times, then failed with a reason.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models.functions import Now
+from django.utils import timezone
+
+from tenants.context import data_alias, tenant_context
+from tenants.models import Tenant, TenantStatus
+
+from ..models import Document, DocumentStatus
+
+
+def documents_requeue_stuck(*, tenant: Tenant) -> tuple[list[str], list[str]]:
+    """Requeue or fail the tenant's stalled documents; returns (requeued ids, failed ids)."""
+    from ..tasks import ingest_document
+
+    cutoff = timezone.now() - timedelta(seconds=settings.INGEST_STUCK_AFTER_SECONDS)
+    stalled = {"status__in": [DocumentStatus.QUEUED, DocumentStatus.PROCESSING], "updated_at__lt": cutoff}
+    requeued, failed = [], []
+    with tenant_context(tenant):
+        for doc in Document.objects.filter(**stalled).only("id", "attempts"):
+            # Conditional on the row still being stalled: two sweepers cannot both act on it.
+            still = Document.objects.filter(pk=doc.pk, **stalled)
+            if doc.attempts >= settings.INGEST_MAX_ATTEMPTS:
+                reason = f"gave_up: ingestion stalled {doc.attempts} times (worker lost or too slow)"
+                if still.update(status=DocumentStatus.FAILED, error=reason, updated_at=Now()):
+                    failed.append(str(doc.pk))
+            elif still.update(status=DocumentStatus.QUEUED, updated_at=Now()):
+                requeued.append(str(doc.pk))
+                tenant_id, document_id = str(tenant.id), str(doc.pk)
+                transaction.on_commit(
+                    lambda t=tenant_id, d=document_id: ingest_document.delay(t, d), using=data_alias()
+                )
+    return requeued, failed
+
+
+def documents_requeue_stuck_everywhere() -> dict[str, tuple[list[str], list[str]]]:
+    return {
+        tenant.slug: documents_requeue_stuck(tenant=tenant)
+        for tenant in Tenant.objects.filter(status=TenantStatus.ACTIVE)
+    }

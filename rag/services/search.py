@@ -1,0 +1,148 @@
+"""Hybrid retrieval inside one tenant's store: vector (pgvector HNSW), keyword (tsvector) and
+reciprocal rank fusion of both.
+
+Pool tables hold every pool tenant's chunks in one HNSW index and RLS filters the rows the index
+walk yields, so a small tenant could get fewer than k hits. Two defences: pgvector's iterative
+index scan keeps walking until enough rows pass, and tenants below SEARCH_EXACT_BELOW_CHUNKS are
+searched exactly (their rows by the tenant_id index, then sorted), which is also faster.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.db import connections
+
+from tenants.context import data_alias, tenant_context
+from tenants.models import Tenant
+
+from ..embedding import embed_query
+from ..filters import compile_filters
+
+MODES = ("hybrid", "vector", "keyword")
+RRF_K = 60
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    chunk_id: int
+    document_id: str
+    title: str
+    heading_path: str
+    text: str
+    score: float
+    metadata: dict
+
+
+@dataclass
+class SearchResult:
+    hits: list[SearchHit]
+    timings: dict = field(default_factory=dict)
+
+
+def chunk_search(
+    *,
+    tenant: Tenant,
+    query: str,
+    k: int = 5,
+    mode: str = "hybrid",
+    filters: dict | None = None,
+    document_ids: list | None = None,
+) -> SearchResult:
+    """The tenant's k best chunks for `query`. Raises FilterError for a bad filter."""
+    started = time.perf_counter()
+    clauses, params = compile_filters(filters)
+    if document_ids:
+        clauses.append("c.document_id = ANY(%s::uuid[])")
+        params.append([str(d) for d in document_ids])
+    vector = embed_query(query) if mode in ("hybrid", "vector") else None
+    embedded = time.perf_counter()
+    pool = max(k * 4, 40) if mode == "hybrid" else k
+    with tenant_context(tenant), connections[data_alias()].cursor() as cursor:
+        ranked: list[list[tuple[int, float]]] = []
+        if vector is not None:
+            ranked.append(_vector_ids(cursor, vector, pool, clauses, params))
+        if mode in ("hybrid", "keyword"):
+            ranked.append(_keyword_ids(cursor, query, pool, clauses, params))
+        scored = _fuse(ranked, k) if mode == "hybrid" else ranked[0][:k]
+        hits = _load(cursor, scored)
+    done = time.perf_counter()
+    timings = {
+        "embed_ms": round((embedded - started) * 1000, 2),
+        "search_ms": round((done - embedded) * 1000, 2),
+        "total_ms": round((done - started) * 1000, 2),
+    }
+    return SearchResult(hits=hits, timings=timings)
+
+
+def _where(clauses: list[str]) -> str:
+    return " AND ".join(["TRUE", *clauses])
+
+
+def _vector_ids(cursor, vector, limit: int, clauses, params) -> list[tuple[int, float]]:
+    literal = "[" + ",".join(f"{x:.7g}" for x in vector) + "]"
+    cursor.execute(
+        "SELECT coalesce(sum(chunks_total), 0) FROM rag_document WHERE status = 'ready'"
+    )
+    exact = cursor.fetchone()[0] < settings.SEARCH_EXACT_BELOW_CHUNKS
+    if exact:
+        # `+ 0` hides the expression from the HNSW index: the planner takes the tenant's rows
+        # (tenant_id index) and sorts them: exact, and fast for a small tenant.
+        order = "(c.embedding <=> %s::vector) + 0"
+    else:
+        order = "c.embedding <=> %s::vector"
+        cursor.execute("SET LOCAL hnsw.iterative_scan = 'relaxed_order'")
+        cursor.execute(f"SET LOCAL hnsw.ef_search = {max(settings.HNSW_EF_SEARCH, limit)}")
+    sql = (
+        "WITH nearest AS MATERIALIZED ("  # noqa: S608 - clauses are compiled, values bound
+        f"SELECT c.id, c.embedding <=> %s::vector AS distance FROM rag_chunk c "
+        f"WHERE {_where(clauses)} ORDER BY {order} LIMIT %s) "
+        "SELECT id, distance FROM nearest ORDER BY distance, id"
+    )
+    cursor.execute(sql, [literal, *params, literal, limit])
+    return [(row[0], 1.0 - float(row[1])) for row in cursor.fetchall()]
+
+
+def _keyword_ids(cursor, query: str, limit: int, clauses, params) -> list[tuple[int, float]]:
+    # plainto_tsquery ANDs every word; questions rarely contain all words of the answer, so
+    # turn it into an OR and let ts_rank_cd reward chunks that match more of them.
+    sql = (
+        "SELECT c.id, ts_rank_cd(c.search_vector, q.query) AS rank "  # noqa: S608
+        "FROM rag_chunk c, (SELECT nullif(replace(plainto_tsquery('english', %s)::text, "
+        "' & ', ' | '), '')::tsquery AS query) q "
+        f"WHERE c.search_vector @@ q.query AND {_where(clauses)} "
+        "ORDER BY rank DESC, c.id LIMIT %s"
+    )
+    cursor.execute(sql, [query, *params, limit])
+    return [(row[0], float(row[1])) for row in cursor.fetchall()]
+
+
+def _fuse(ranked: list[list[tuple[int, float]]], k: int) -> list[tuple[int, float]]:
+    scores: dict[int, float] = {}
+    for ranking in ranked:
+        for position, (chunk_id, _) in enumerate(ranking, start=1):
+            scores[chunk_id] = scores.get(chunk_id, 0.0) + 1.0 / (RRF_K + position)
+    return sorted(scores.items(), key=lambda item: (-item[1], item[0]))[:k]
+
+
+def _load(cursor, scored: list[tuple[int, float]]) -> list[SearchHit]:
+    if not scored:
+        return []
+    cursor.execute(
+        "SELECT c.id, c.document_id, d.title, c.heading_path, c.text, c.metadata "
+        "FROM rag_chunk c JOIN rag_document d ON d.id = c.document_id WHERE c.id = ANY(%s)",
+        [[chunk_id for chunk_id, _ in scored]],
+    )
+    rows = {row[0]: row for row in cursor.fetchall()}
+    hits = []
+    for chunk_id, score in scored:
+        row = rows.get(chunk_id)
+        if row is not None:
+            metadata = json.loads(row[5]) if isinstance(row[5], str) else (row[5] or {})
+            hits.append(
+                SearchHit(chunk_id, str(row[1]), row[2], row[3], row[4], round(score, 6), metadata)
+            )
+    return hits

