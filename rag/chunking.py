@@ -153,9 +153,10 @@ def _pack(
 def _split_long(text: str, budget: int, overlap: int) -> list[tuple[str, int]]:
     """Cut one long paragraph into pieces of at most `budget` word pieces.
 
-    A piece ends at the last sentence start that fits, else at the last word start that fits
-    (a word is cut only if it alone exceeds the budget). The next piece starts `overlap` word
-    pieces before the end of the previous one, moved forward to a word start.
+    A piece ends at the last sentence start that fits, else at the last word start (after
+    whitespace), else at the last tokenizer word (punctuation splits those); a word is cut
+    only if it alone exceeds the budget. The next piece starts `overlap` word pieces before
+    the end of the previous one, moved forward to a word start.
     """
     encoding = encode(text)
     offsets = encoding.offsets
@@ -164,15 +165,17 @@ def _split_long(text: str, budget: int, overlap: int) -> list[tuple[str, int]]:
         return []
     token_starts = [start for start, _ in offsets]
     word_ids = encoding.word_ids
-    word_starts = [i for i in range(total) if i == 0 or word_ids[i] != word_ids[i - 1]]
-    sentence_starts = sorted(
+    tokenizer_words = [i for i in range(total) if i == 0 or word_ids[i] != word_ids[i - 1]]
+    spaced_words = [i for i in tokenizer_words if i == 0 or text[token_starts[i] - 1].isspace()]
+    sentences = sorted(
         {bisect.bisect_left(token_starts, match.end()) for match in _SENTENCE_START.finditer(text)}
         - {0, total}
     )
+    cut_points = (sentences, spaced_words, tokenizer_words)
     pieces: list[tuple[str, int]] = []
     start = 0
     while start < total:
-        end = _piece_end(start, total, budget, overlap, sentence_starts, word_starts)
+        end = _piece_end(start, total, budget, overlap, cut_points)
         piece = text[offsets[start][0] : offsets[end - 1][1]].strip()
         count = count_tokens(piece)
         while count > budget and end - start > 1:
@@ -183,35 +186,30 @@ def _split_long(text: str, budget: int, overlap: int) -> list[tuple[str, int]]:
             pieces.append((piece, count))
         if end >= total:
             break
-        start = _next_start(start, end, overlap, word_starts)
+        start = _next_start(start, end, overlap, cut_points[1:])
     return pieces
 
 
 def _piece_end(
-    start: int,
-    total: int,
-    budget: int,
-    overlap: int,
-    sentence_starts: list[int],
-    word_starts: list[int],
+    start: int, total: int, budget: int, overlap: int, cut_points: tuple[list[int], ...]
 ) -> int:
+    """The best cut point within the budget, by preference. A cut must first leave more than
+    `overlap` new tokens, or the next piece could not advance; failing that, any progress."""
     limit = start + budget
     if limit >= total:
         return total
-    # Cut points must leave more than `overlap` new tokens, or the next piece cannot advance.
-    for candidates in (sentence_starts, word_starts):
-        index = bisect.bisect_right(candidates, limit) - 1
-        if index >= 0 and candidates[index] > start + overlap:
-            return candidates[index]
-    index = bisect.bisect_right(word_starts, limit) - 1
-    if index >= 0 and word_starts[index] > start:
-        return word_starts[index]
+    for floor in (start + overlap, start):
+        for candidates in cut_points:
+            index = bisect.bisect_right(candidates, limit) - 1
+            if index >= 0 and candidates[index] > floor:
+                return candidates[index]
     return limit
 
 
-def _next_start(start: int, end: int, overlap: int, word_starts: list[int]) -> int:
+def _next_start(start: int, end: int, overlap: int, cut_points: tuple[list[int], ...]) -> int:
     candidate = max(end - overlap, start + 1)
-    index = bisect.bisect_left(word_starts, candidate)
-    if index < len(word_starts) and word_starts[index] < end:
-        return word_starts[index]
+    for candidates in cut_points:
+        index = bisect.bisect_left(candidates, candidate)
+        if index < len(candidates) and candidates[index] < end:
+            return candidates[index]
     return end  # the overlap would start mid-word: better none than a broken word

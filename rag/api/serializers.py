@@ -46,7 +46,7 @@ class DocumentSerializer(serializers.ModelSerializer):
 
 
 class DocumentCreateSerializer(serializers.Serializer):
-    file = serializers.FileField(required=False)
+    file = serializers.FileField(required=False, allow_empty_file=True)  # 422 from the service
     text = serializers.CharField(required=False, trim_whitespace=False, allow_blank=True)
     title = serializers.CharField(required=False, allow_blank=True, max_length=500, default="")
     external_id = serializers.CharField(required=False, allow_blank=True, max_length=255, default="")

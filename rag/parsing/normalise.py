@@ -92,8 +92,8 @@ def _guess_charset(data: bytes) -> str | None:
 
 def looks_binary(data: bytes, text: str, encoding: str) -> bool:
     """Binary content that is neither a known format nor text: NUL bytes in the first KB that
-    no text encoding explains (UTF-16/32 have them legitimately), or decoded text that is
-    mostly control characters or replacement characters."""
+    no Unicode decoding explains (UTF-16/32 have them legitimately, and valid UTF-8 keeps
+    them as characters we strip), or text that is mostly control or replacement characters."""
     unicode_encoding = encoding.replace("_", "-").startswith("utf-")
     if b"\x00" in data[:_BINARY_SAMPLE] and not unicode_encoding:
         return True
@@ -105,7 +105,8 @@ def looks_binary(data: bytes, text: str, encoding: str) -> bool:
 
 
 def _is_control(char: str) -> bool:
-    return unicodedata.category(char) == "Cc" and char not in "\t\n\r\f"
+    # NUL is left out: in valid UTF-8 it is stripped later (UTF-16 without a BOM reads so).
+    return unicodedata.category(char) == "Cc" and char not in "\x00\t\n\r\f"
 
 
 def clean_text(text: str) -> str:

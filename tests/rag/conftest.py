@@ -13,7 +13,9 @@ from tests.conftest import bearer
 def upload(api):
     def post(key: str, *, text: str | None = None, file=None, **fields):
         if file is not None:
-            return api.post("/api/v1/documents", {"file": file, **fields}, format="multipart", **bearer(key))
+            return api.post(
+                "/api/v1/documents", {"file": file, **fields}, format="multipart", **bearer(key)
+            )
         return api.post("/api/v1/documents", {"text": text, **fields}, format="json", **bearer(key))
 
     return post
@@ -36,7 +38,9 @@ def wait_done(api):
 @pytest.fixture
 def search(api):
     def run(key: str, query: str, **params) -> dict:
-        response = api.post("/api/v1/search", {"query": query, **params}, format="json", **bearer(key))
+        response = api.post(
+            "/api/v1/search", {"query": query, **params}, format="json", **bearer(key)
+        )
         assert response.status_code == 200, response.content
         return response.json()
 

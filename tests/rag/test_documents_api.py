@@ -12,7 +12,9 @@ PASSAGE = (
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_upload_becomes_searchable_and_stays_private(mode, make_tenant, make_key, api, upload, wait_done, search, worker):
+def test_upload_becomes_searchable_and_stays_private(
+    mode, make_tenant, make_key, api, upload, wait_done, search, worker
+):
     owner, intruder = make_tenant(mode), make_tenant(mode)
     key, other = make_key(owner), make_key(intruder)
     response = upload(key, text=PASSAGE, title="Field guide", metadata={"kind": "guide"})
@@ -40,7 +42,9 @@ def test_upload_becomes_searchable_and_stays_private(mode, make_tenant, make_key
     assert api.get(f"/api/v1/documents/{created['id']}", **bearer(key)).json()["status"] == "ready"
 
 
-def test_search_response_has_timings_and_server_timing_header(make_tenant, make_key, api, upload, wait_done, worker):
+def test_search_response_has_timings_and_server_timing_header(
+    make_tenant, make_key, api, upload, wait_done, worker
+):
     key = make_key(make_tenant("pool"))
     wait_done(key, upload(key, text=PASSAGE).json()["id"])
     response = api.post("/api/v1/search", {"query": "tree frogs"}, format="json", **bearer(key))
@@ -51,7 +55,9 @@ def test_search_response_has_timings_and_server_timing_header(make_tenant, make_
     assert "search;dur=" in response["Server-Timing"]
 
 
-def test_same_content_returns_the_existing_document(make_tenant, make_key, upload, wait_done, worker):
+def test_same_content_returns_the_existing_document(
+    make_tenant, make_key, upload, wait_done, worker
+):
     key = make_key(make_tenant("bridge"))
     first = upload(key, text=PASSAGE).json()
     again = upload(key, text=PASSAGE, title="another title")
@@ -65,11 +71,17 @@ def test_same_content_in_another_tenant_is_not_a_duplicate(make_tenant, make_key
     assert upload(b, text=PASSAGE).json()["outcome"] == "created"
 
 
-def test_external_id_replaces_the_chunks(make_tenant, make_key, api, upload, wait_done, search, worker):
+def test_external_id_replaces_the_chunks(
+    make_tenant, make_key, api, upload, wait_done, search, worker
+):
     key = make_key(make_tenant("silo"))
-    old = upload(key, text="Version one says the launch code is marmalade.", external_id="policy-7").json()
+    old = upload(
+        key, text="Version one says the launch code is marmalade.", external_id="policy-7"
+    ).json()
     wait_done(key, old["id"])
-    new = upload(key, text="Version two says the launch code is pumpernickel.", external_id="policy-7")
+    new = upload(
+        key, text="Version two says the launch code is pumpernickel.", external_id="policy-7"
+    )
     assert new.status_code == 202 and new.json()["outcome"] == "replaced"
     assert new.json()["id"] == old["id"]
     assert wait_done(key, old["id"])["status"] == "ready"
@@ -79,7 +91,9 @@ def test_external_id_replaces_the_chunks(make_tenant, make_key, api, upload, wai
     assert listing["count"] == 1
 
 
-def test_delete_removes_document_and_chunks(make_tenant, make_key, api, upload, wait_done, search, worker):
+def test_delete_removes_document_and_chunks(
+    make_tenant, make_key, api, upload, wait_done, search, worker
+):
     key = make_key(make_tenant("pool"))
     doc = upload(key, text=PASSAGE).json()
     wait_done(key, doc["id"])
@@ -91,7 +105,10 @@ def test_delete_removes_document_and_chunks(make_tenant, make_key, api, upload, 
 
 def test_scopes_guard_documents_and_search(make_tenant, make_key, api, upload):
     tenant = make_tenant("pool")
-    query_only, ingest_only = make_key(tenant, scopes=["query"]), make_key(tenant, scopes=["ingest"])
+    query_only, ingest_only = (
+        make_key(tenant, scopes=["query"]),
+        make_key(tenant, scopes=["ingest"]),
+    )
     assert upload(query_only, text="hello there").json()["code"] == "insufficient_scope"
     response = api.post("/api/v1/search", {"query": "x"}, format="json", **bearer(ingest_only))
     assert response.status_code == 403 and response.json()["code"] == "insufficient_scope"

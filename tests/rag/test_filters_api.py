@@ -6,9 +6,18 @@ import pytest
 from tests.conftest import bearer
 
 DOCS = [
-    ("Alpine lakes freeze solid in deep winter.", {"lang": "en", "year": 2021, "region": "alps", "published": "2021-03-01"}),
-    ("Alpine lakes thaw slowly when spring arrives.", {"lang": "de", "year": 2019, "region": "alps", "published": "2019-11-20"}),
-    ("Alpine lakes attract swimmers in high summer.", {"lang": "fr", "year": 2024, "region": "jura", "published": "2024-07-14"}),
+    (
+        "Alpine lakes freeze solid in deep winter.",
+        {"lang": "en", "year": 2021, "region": "alps", "published": "2021-03-01"},
+    ),
+    (
+        "Alpine lakes thaw slowly when spring arrives.",
+        {"lang": "de", "year": 2019, "region": "alps", "published": "2019-11-20"},
+    ),
+    (
+        "Alpine lakes attract swimmers in high summer.",
+        {"lang": "fr", "year": 2024, "region": "jura", "published": "2024-07-14"},
+    ),
 ]
 
 
@@ -28,11 +37,16 @@ def corpus(django_db_setup, django_db_blocker, worker):
         api = APIClient()
         ids = {}
         for text, meta in DOCS:
-            body = api.post("/api/v1/documents", {"text": text, "metadata": meta}, format="json", **bearer(key)).json()
+            body = api.post(
+                "/api/v1/documents", {"text": text, "metadata": meta}, format="json", **bearer(key)
+            ).json()
             ids[meta["lang"]] = body["id"]
         deadline = time.monotonic() + 180
         while time.monotonic() < deadline:
-            statuses = {api.get(f"/api/v1/documents/{i}", **bearer(key)).json()["status"] for i in ids.values()}
+            statuses = {
+                api.get(f"/api/v1/documents/{i}", **bearer(key)).json()["status"]
+                for i in ids.values()
+            }
             if statuses == {"ready"}:
                 break
             time.sleep(0.3)
@@ -41,7 +55,12 @@ def corpus(django_db_setup, django_db_blocker, worker):
 
 
 def _langs(api, key, filt, **extra) -> list[str]:
-    response = api.post("/api/v1/search", {"query": "alpine lakes", "k": 10, "filter": filt, **extra}, format="json", **bearer(key))
+    response = api.post(
+        "/api/v1/search",
+        {"query": "alpine lakes", "k": 10, "filter": filt, **extra},
+        format="json",
+        **bearer(key),
+    )
     assert response.status_code == 200, response.content
     return sorted(r["metadata"]["lang"] for r in response.json()["results"])
 
@@ -83,7 +102,9 @@ def test_document_ids_restrict_search(pg, api, corpus):
 )
 def test_bad_filters_are_422_naming_the_problem(pg, api, corpus, filt, fragment):
     key, _ = corpus
-    response = api.post("/api/v1/search", {"query": "lakes", "filter": filt}, format="json", **bearer(key))
+    response = api.post(
+        "/api/v1/search", {"query": "lakes", "filter": filt}, format="json", **bearer(key)
+    )
     assert response.status_code == 422
     assert response.json()["code"] == "invalid_filter"
     assert fragment in response.json()["detail"]
