@@ -156,7 +156,7 @@ LOGGING = {
 }
 
 # --- Retrieval-augmented generation ----------------------------------------------------------
-EMBEDDING_MODEL_PATH = os.environ.get("EMBEDDING_MODEL_PATH", "")  # default: packaged MiniLM
+# EMBEDDING_MODEL_PATH (environment only, read by rag.tokenizer): default the packaged MiniLM.
 EMBEDDING_BATCH_SIZE = int(os.environ.get("EMBEDDING_BATCH_SIZE", "32"))
 CHUNK_MAX_TOKENS = int(os.environ.get("CHUNK_MAX_TOKENS", "200"))
 CHUNK_OVERLAP_TOKENS = int(os.environ.get("CHUNK_OVERLAP_TOKENS", "32"))

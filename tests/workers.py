@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import subprocess
 import sys
@@ -31,10 +32,28 @@ class Worker:
         self.starts += 1
         log = open(self.log_dir / f"worker-{self.starts}.log", "w")  # noqa: SIM115 - lives with the process
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "config", "worker", "-B", "--loglevel", "INFO",
-             "--concurrency", "1", "--without-heartbeat", "--without-gossip", "--without-mingle",
-             "--schedule", str(self.log_dir / "beat-schedule")],
-            cwd=ROOT, env=service_env(**WORKER_SETTINGS), stdout=log, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "config",
+                "worker",
+                "-B",
+                "--loglevel",
+                "INFO",
+                "--concurrency",
+                "1",
+                "--without-heartbeat",
+                "--without-gossip",
+                "--without-mingle",
+                "--schedule",
+                str(self.log_dir / "beat-schedule"),
+            ],
+            cwd=ROOT,
+            env=service_env(**WORKER_SETTINGS),
+            stdout=log,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
         deadline = time.monotonic() + 120
@@ -48,12 +67,13 @@ class Worker:
         """SIGKILL the worker and its children at once, as a crash or OOM kill would."""
         if self.proc is None:
             return
-        procs = [psutil.Process(self.proc.pid), *psutil.Process(self.proc.pid).children(recursive=True)]
+        procs = [
+            psutil.Process(self.proc.pid),
+            *psutil.Process(self.proc.pid).children(recursive=True),
+        ]
         for p in procs:
-            try:
+            with contextlib.suppress(psutil.NoSuchProcess):
                 p.send_signal(signal.SIGKILL)
-            except psutil.NoSuchProcess:
-                pass
         psutil.wait_procs(procs, timeout=10)
         self.proc = None
 

@@ -36,9 +36,20 @@ class DocumentSerializer(serializers.ModelSerializer):
     class Meta:
         model = Document
         fields = [
-            "id", "title", "external_id", "status", "progress", "chunk_count", "error",
-            "mime_type", "size_bytes", "metadata", "content_hash", "attempts",
-            "created_at", "updated_at",
+            "id",
+            "title",
+            "external_id",
+            "status",
+            "progress",
+            "chunk_count",
+            "error",
+            "mime_type",
+            "size_bytes",
+            "metadata",
+            "content_hash",
+            "attempts",
+            "created_at",
+            "updated_at",
         ]
 
     def get_progress(self, doc) -> dict:
@@ -49,12 +60,16 @@ class DocumentCreateSerializer(serializers.Serializer):
     file = serializers.FileField(required=False, allow_empty_file=True)  # 422 from the service
     text = serializers.CharField(required=False, trim_whitespace=False, allow_blank=True)
     title = serializers.CharField(required=False, allow_blank=True, max_length=500, default="")
-    external_id = serializers.CharField(required=False, allow_blank=True, max_length=255, default="")
+    external_id = serializers.CharField(
+        required=False, allow_blank=True, max_length=255, default=""
+    )
     metadata = JSONObjectField(required=False, default=dict)
 
     def validate(self, attrs):
         if ("file" in attrs) == ("text" in attrs):
-            raise serializers.ValidationError("Send exactly one of `file` (multipart) or `text` (JSON).")
+            raise serializers.ValidationError(
+                "Send exactly one of `file` (multipart) or `text` (JSON)."
+            )
         return attrs
 
 
@@ -68,7 +83,9 @@ class SearchRequestSerializer(serializers.Serializer):
     k = serializers.IntegerField(min_value=1, max_value=50, default=5)
     mode = serializers.ChoiceField(choices=MODES, default="hybrid")
     filter = JSONObjectField(required=False, default=None, allow_null=True)
-    document_ids = serializers.ListField(child=serializers.UUIDField(), required=False, max_length=1000)
+    document_ids = serializers.ListField(
+        child=serializers.UUIDField(), required=False, max_length=1000
+    )
 
 
 class SearchHitSerializer(serializers.Serializer):

@@ -4,8 +4,6 @@ bound by TenantAPIView, so every query below reaches only the caller's store."""
 from __future__ import annotations
 
 from django.conf import settings
-from django.db.models import BooleanField
-from django.db.models.expressions import RawSQL
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.pagination import LimitOffsetPagination
@@ -16,8 +14,9 @@ from tenants.api.base import TenantAPIView
 from tenants.api.problems import Problem
 from tenants.models import ApiKeyScope
 
-from ..filters import FilterError, compile_filters
+from ..filters import FilterError
 from ..models import Document
+from ..selectors import document_list
 from ..services.documents import DocumentRejected, document_delete, document_submit
 from ..services.search import chunk_search
 from .serializers import (
@@ -41,7 +40,11 @@ def _reject_oversized(request) -> None:
     except ValueError:
         length = 0
     if length > settings.RAG_MAX_UPLOAD_BYTES + 64 * 1024:  # room for multipart framing
-        raise Problem(413, "payload_too_large", f"Documents are limited to {settings.RAG_MAX_UPLOAD_BYTES} bytes.")
+        raise Problem(
+            413,
+            "payload_too_large",
+            f"Documents are limited to {settings.RAG_MAX_UPLOAD_BYTES} bytes.",
+        )
 
 
 class DocumentListView(TenantAPIView):
@@ -57,23 +60,32 @@ class DocumentListView(TenantAPIView):
     def get(self, request):
         params = DocumentListParams(data=request.query_params)
         params.is_valid(raise_exception=True)
-        documents = Document.objects.all()
-        if "status" in params.validated_data:
-            documents = documents.filter(status=params.validated_data["status"])
-        if params.validated_data.get("metadata"):
-            documents = documents.filter(_metadata_condition(params.validated_data["metadata"]))
+        try:
+            documents = document_list(
+                status=params.validated_data.get("status"),
+                metadata=params.validated_data.get("metadata"),
+            )
+        except FilterError as exc:
+            raise Problem(422, "invalid_filter", str(exc)) from exc
         paginator = DocumentPagination()
         page = paginator.paginate_queryset(documents, request, view=self)
         return paginator.get_paginated_response(DocumentSerializer(page, many=True).data)
 
-    @extend_schema(request=DocumentCreateSerializer, responses={202: DocumentSerializer, 200: DocumentSerializer})
+    @extend_schema(
+        request=DocumentCreateSerializer,
+        responses={202: DocumentSerializer, 200: DocumentSerializer},
+    )
     def post(self, request):
         params = DocumentCreateSerializer(data=request.data)
         params.is_valid(raise_exception=True)
         upload = params.validated_data.get("file")
         if upload is not None:
             if upload.size > settings.RAG_MAX_UPLOAD_BYTES:
-                raise Problem(413, "payload_too_large", f"Documents are limited to {settings.RAG_MAX_UPLOAD_BYTES} bytes.")
+                raise Problem(
+                    413,
+                    "payload_too_large",
+                    f"Documents are limited to {settings.RAG_MAX_UPLOAD_BYTES} bytes.",
+                )
             data, filename = upload.read(), upload.name
         else:
             data, filename = params.validated_data["text"].encode(), ""
@@ -135,11 +147,3 @@ class SearchView(TenantAPIView):
             f"{name.removesuffix('_ms')};dur={value}" for name, value in result.timings.items()
         )
         return response
-
-
-def _metadata_condition(filters: dict) -> RawSQL:
-    try:
-        clauses, params = compile_filters(filters, column="rag_document.metadata")
-    except FilterError as exc:
-        raise Problem(422, "invalid_filter", str(exc)) from exc
-    return RawSQL(" AND ".join(["TRUE", *clauses]), params, output_field=BooleanField())

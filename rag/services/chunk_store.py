@@ -53,7 +53,9 @@ def chunks_replace(
             "embedding vector(384)) ON COMMIT DROP"
         )
     with raw.cursor() as cur:
-        with cur.copy(f"COPY chunk_staging ({', '.join(COLUMNS)}) FROM STDIN WITH (FORMAT BINARY)") as copy:
+        with cur.copy(
+            f"COPY chunk_staging ({', '.join(COLUMNS)}) FROM STDIN WITH (FORMAT BINARY)"
+        ) as copy:
             copy.set_types(TYPES)
             for chunk, vector in zip(chunks, vectors, strict=True):
                 copy.write_row(

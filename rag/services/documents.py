@@ -106,7 +106,9 @@ def document_delete(*, tenant: Tenant, document_id) -> bool:
 def _validate(data: bytes, filename: str) -> str:
     if len(data) > settings.RAG_MAX_UPLOAD_BYTES:
         raise DocumentRejected(
-            413, "payload_too_large", f"Documents are limited to {settings.RAG_MAX_UPLOAD_BYTES} bytes."
+            413,
+            "payload_too_large",
+            f"Documents are limited to {settings.RAG_MAX_UPLOAD_BYTES} bytes.",
         )
     if not data.strip():
         raise DocumentRejected(422, "empty_document", "The document is empty.")

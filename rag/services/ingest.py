@@ -62,7 +62,9 @@ def document_ingest(*, tenant: Tenant, document_id) -> str:
     vectors = []
     batch = settings.EMBEDDING_BATCH_SIZE
     for start in range(0, len(drafts), batch):
-        vectors.extend(embed_texts([d.text for d in drafts[start : start + batch]], batch_size=batch))
+        vectors.extend(
+            embed_texts([d.text for d in drafts[start : start + batch]], batch_size=batch)
+        )
         if not _progress(tenant, document_id, claim, total=len(drafts), embedded=len(vectors)):
             return "skipped"  # deleted or replaced meanwhile: the newer task takes over
     return _finish(tenant, document_id, claim, drafts, vectors)
@@ -95,7 +97,9 @@ def _current(document_id, claim: Claim):
     )
 
 
-def _progress(tenant, document_id, claim, *, total: int, embedded: int, title: str | None = None) -> bool:
+def _progress(
+    tenant, document_id, claim, *, total: int, embedded: int, title: str | None = None
+) -> bool:
     values = {"chunks_total": total, "chunks_embedded": embedded, "updated_at": Now()}
     if title is not None:
         values["title"] = title

@@ -25,21 +25,27 @@ def documents_requeue_stuck(*, tenant: Tenant) -> tuple[list[str], list[str]]:
     from ..tasks import ingest_document
 
     cutoff = timezone.now() - timedelta(seconds=settings.INGEST_STUCK_AFTER_SECONDS)
-    stalled = {"status__in": [DocumentStatus.QUEUED, DocumentStatus.PROCESSING], "updated_at__lt": cutoff}
+    stalled = {
+        "status__in": [DocumentStatus.QUEUED, DocumentStatus.PROCESSING],
+        "updated_at__lt": cutoff,
+    }
     requeued, failed = [], []
     with tenant_context(tenant):
         for doc in Document.objects.filter(**stalled).only("id", "attempts"):
             # Conditional on the row still being stalled: two sweepers cannot both act on it.
             still = Document.objects.filter(pk=doc.pk, **stalled)
             if doc.attempts >= settings.INGEST_MAX_ATTEMPTS:
-                reason = f"gave_up: ingestion stalled {doc.attempts} times (worker lost or too slow)"
+                reason = (
+                    f"gave_up: ingestion stalled {doc.attempts} times (worker lost or too slow)"
+                )
                 if still.update(status=DocumentStatus.FAILED, error=reason, updated_at=Now()):
                     failed.append(str(doc.pk))
             elif still.update(status=DocumentStatus.QUEUED, updated_at=Now()):
                 requeued.append(str(doc.pk))
                 tenant_id, document_id = str(tenant.id), str(doc.pk)
                 transaction.on_commit(
-                    lambda t=tenant_id, d=document_id: ingest_document.delay(t, d), using=data_alias()
+                    lambda t=tenant_id, d=document_id: ingest_document.delay(t, d),
+                    using=data_alias(),
                 )
     return requeued, failed
 

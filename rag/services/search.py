@@ -84,9 +84,7 @@ def _where(clauses: list[str]) -> str:
 
 def _vector_ids(cursor, vector, limit: int, clauses, params) -> list[tuple[int, float]]:
     literal = "[" + ",".join(f"{x:.7g}" for x in vector) + "]"
-    cursor.execute(
-        "SELECT coalesce(sum(chunks_total), 0) FROM rag_document WHERE status = 'ready'"
-    )
+    cursor.execute("SELECT coalesce(sum(chunks_total), 0) FROM rag_document WHERE status = 'ready'")
     exact = cursor.fetchone()[0] < settings.SEARCH_EXACT_BELOW_CHUNKS
     if exact:
         # `+ 0` hides the expression from the HNSW index: the planner takes the tenant's rows

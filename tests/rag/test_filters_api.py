@@ -111,7 +111,7 @@ def test_bad_filters_are_422_naming_the_problem(pg, api, corpus, filt, fragment)
 
 
 def test_listing_filters_by_status_and_metadata(pg, api, corpus):
-    key, ids = corpus
+    key, _ids = corpus
     listed = api.get('/api/v1/documents?metadata={"year": {"gte": 2020}}', **bearer(key)).json()
     assert sorted(d["metadata"]["lang"] for d in listed["results"]) == ["en", "fr"]
     assert api.get("/api/v1/documents?status=failed", **bearer(key)).json()["count"] == 0

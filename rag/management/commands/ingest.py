@@ -82,7 +82,9 @@ class Command(BaseCommand):
         if no_wait:
             return 0
         with tenant_context(tenant):
-            docs = list(Document.objects.filter(pk__in=list(queued)).values("id", "status", "error"))
+            docs = list(
+                Document.objects.filter(pk__in=list(queued)).values("id", "status", "error")
+            )
         for doc in docs:
             if doc["status"] == DocumentStatus.FAILED:
                 failed.append((queued[str(doc["id"])], doc["error"]))
