@@ -44,10 +44,13 @@ def document_submit(
     external_id: str = "",
 ) -> Submission:
     """Store an upload as a queued document of `tenant` (or return its duplicate)."""
-    mime_type = _validate(data, filename)
+    mime_type, parsed_title = _validate(data, filename)
     content_hash = hashlib.sha256(data).hexdigest()
     fields = {
-        "title": title or _title_from(filename),
+        # PDFs are parsed by the worker, which fills in their title.
+        "title": title
+        or parsed_title
+        or (title_from_filename(filename) if parsed_title is not None else ""),
         "content_hash": content_hash,
         "mime_type": mime_type,
         "size_bytes": len(data),
@@ -103,7 +106,8 @@ def document_delete(*, tenant: Tenant, document_id) -> bool:
     return deleted > 0
 
 
-def _validate(data: bytes, filename: str) -> str:
+def _validate(data: bytes, filename: str) -> tuple[str, str | None]:
+    """The sniffed type and the parsed title (None for a PDF: not parsed here)."""
     if len(data) > settings.RAG_MAX_UPLOAD_BYTES:
         raise DocumentRejected(
             413,
@@ -113,13 +117,14 @@ def _validate(data: bytes, filename: str) -> str:
     if not data.strip():
         raise DocumentRejected(422, "empty_document", "The document is empty.")
     if is_pdf(data):
-        return "application/pdf"  # parsed by the worker only, under time and memory limits
+        return "application/pdf", None  # parsed by the worker only, under limits
     try:
-        return document_parse(data=data, filename=filename).mime_type
+        parsed = document_parse(data=data, filename=filename)
+        return parsed.mime_type, parsed.title
     except ParseError as exc:
         status = 415 if exc.code == "unsupported_type" else 422
         raise DocumentRejected(status, exc.code, str(exc)) from exc
 
 
-def _title_from(filename: str) -> str:
+def title_from_filename(filename: str) -> str:
     return filename.rsplit("/", 1)[-1].rsplit(".", 1)[0] if filename else ""

@@ -22,6 +22,7 @@ from ..embedding import embed_texts
 from ..models import Document, DocumentSource, DocumentStatus
 from ..parsing import ParseError, document_parse
 from .chunk_store import chunks_replace
+from .documents import title_from_filename
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +50,7 @@ def document_ingest(*, tenant: Tenant, document_id) -> str:
         )
         drafts = document_chunk(
             blocks=parsed.blocks,
-            title=claim.title or parsed.title,
+            title=claim.title or parsed.title or title_from_filename(claim.filename),
             max_tokens=settings.CHUNK_MAX_TOKENS,
             overlap_tokens=settings.CHUNK_OVERLAP_TOKENS,
         )
@@ -57,7 +58,7 @@ def document_ingest(*, tenant: Tenant, document_id) -> str:
         return _fail(tenant, document_id, claim, f"{exc.code}: {exc}")
     if not drafts:
         return _fail(tenant, document_id, claim, "no_text: the document has no extractable text")
-    title = claim.title or parsed.title
+    title = claim.title or parsed.title or title_from_filename(claim.filename)
     _progress(tenant, document_id, claim, total=len(drafts), embedded=0, title=title)
     vectors = []
     batch = settings.EMBEDDING_BATCH_SIZE

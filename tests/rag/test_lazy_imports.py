@@ -1,0 +1,27 @@
+"""Importing the task and API modules must not import the heavy ML libraries."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.helpers import service_env
+
+ROOT = Path(__file__).resolve().parents[2]
+HEAVY = ("torch", "sentence_transformers", "transformers", "llama_cpp")
+
+
+def test_importing_tasks_and_views_does_not_import_ml_libraries(pg):
+    code = (
+        "import django, sys; django.setup();"
+        "import rag.tasks, rag.api.views, rag.services.ingest, rag.services.search, config.urls;"
+        f"print([m for m in {HEAVY!r} if m in sys.modules])"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env=service_env(),
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert out.strip().splitlines()[-1] == "[]"
