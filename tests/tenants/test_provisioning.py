@@ -88,7 +88,11 @@ def test_bridge_schema_holds_its_own_tables_with_rls(make_tenant):
             "AND c.relname LIKE 'rag_%%' ORDER BY 1",
             [tenant.schema_name],
         ).fetchall()
-    assert rows == [("rag_chunk", True, True), ("rag_document", True, True)]
+    assert rows == [
+        ("rag_chunk", True, True),
+        ("rag_document", True, True),
+        ("rag_documentsource", True, True),
+    ]
 
 
 @pytest.mark.parametrize("slug", ["", "A", "UPPER", "1abc", "has space", "x" * 41])
