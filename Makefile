@@ -26,3 +26,6 @@ lint: $(STAMP)
 
 clean:
 	rm -rf $(VENV) var/staticfiles
+
+bench: $(STAMP)
+	$(PY) benchmarks/run.py

@@ -26,6 +26,13 @@ def _warm_models(**kwargs) -> None:
     from django.conf import settings
 
     if settings.EMBEDDING_PRELOAD:
+        import logging
+
+        import torch
+
         from rag.embedding import get_model
 
         get_model()
+        logging.getLogger(__name__).info(
+            "embedding model loaded; torch uses %d threads", torch.get_num_threads()
+        )

@@ -80,7 +80,10 @@ def _claim(tenant: Tenant, document_id) -> Claim | None:
             return None
         document = Document.objects.get(pk=document_id)
         source = DocumentSource.objects.filter(document_id=document_id).first()
-        if source is None:
+        if source is None:  # cannot happen through document_submit; never leave it processing
+            Document.objects.filter(pk=document_id).update(
+                status=DocumentStatus.FAILED, error="source_missing: the upload is gone"
+            )
             return None
         return Claim(
             content_hash=document.content_hash,

@@ -1,0 +1,222 @@
+"""`make bench`: performance targets, measured on a throwaway embedded database.
+
+1. Ingestion throughput end to end (API service -> Celery worker -> ready), compared with
+   `model.encode` alone on the very same chunks. Target: ratio >= 0.8.
+2. Search server time without the query embedding, at 100k chunks. Target: p50 < 10 ms.
+
+Figures are printed and written to var/bench-results.json.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.test_settings")
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import django  # noqa: E402
+
+django.setup()
+
+import numpy as np  # noqa: E402
+from django.core.management import call_command  # noqa: E402
+from django.db.models import Max  # noqa: E402
+from django.utils import timezone  # noqa: E402
+
+from rag.chunking import ChunkDraft, document_chunk  # noqa: E402
+from rag.embedding import embed_texts, get_model  # noqa: E402
+from rag.models import Document  # noqa: E402
+from rag.parsing import document_parse  # noqa: E402
+from rag.services.chunk_store import chunks_replace  # noqa: E402
+from rag.services.documents import document_submit  # noqa: E402
+from rag.services.search import chunk_search  # noqa: E402
+from tenants.context import data_alias, tenant_context  # noqa: E402
+from tenants.services.provisioning import tenant_create  # noqa: E402
+
+WORDS = [
+    "river",
+    "mountain",
+    "harbour",
+    "orchard",
+    "library",
+    "market",
+    "bridge",
+    "forest",
+    "glacier",
+    "volcano",
+    "desert",
+    "meadow",
+    "canyon",
+    "island",
+    "valley",
+    "summit",
+    "lagoon",
+    "prairie",
+    "tundra",
+    "delta",
+    "estuary",
+    "plateau",
+    "reef",
+    "marsh",
+    "ridge",
+    "cliff",
+    "dune",
+    "fjord",
+    "geyser",
+    "spring",
+    "archive",
+    "ledger",
+    "invoice",
+    "contract",
+    "policy",
+    "warranty",
+    "shipment",
+    "customer",
+    "supplier",
+    "payroll",
+    "audit",
+    "budget",
+    "forecast",
+    "revenue",
+    "margin",
+]
+
+
+def corpus(docs: int, paragraphs: int, seed: int = 7) -> list[str]:
+    rng = np.random.default_rng(seed)
+    out = []
+    for d in range(docs):
+        parts = [f"# Report {d}"]
+        for p in range(paragraphs):
+            words = rng.choice(WORDS, size=110)
+            parts.append(f"## Section {p}\n\n" + " ".join(words) + ".")
+        out.append("\n\n".join(parts))
+    return out
+
+
+def bench_ingestion() -> dict:
+    from benchmarks.worker import running_worker
+
+    texts = corpus(docs=24, paragraphs=20)
+    drafts = [
+        d.text
+        for t in texts
+        for d in document_chunk(blocks=document_parse(data=t.encode()).blocks, max_tokens=200)
+    ]
+    get_model()
+    embed_texts(drafts[:64])  # warm
+    started = time.perf_counter()
+    embed_texts(drafts)
+    encode_s = time.perf_counter() - started
+
+    tenant = tenant_create(slug=f"bench-ingest-{int(time.time())}", mode="pool")
+    with running_worker():
+        warm = document_submit(tenant=tenant, data=b"warm up the worker", filename="w.txt").document
+        _wait_ready(tenant, [warm.id])
+        started = timezone.now()
+        ids = [
+            document_submit(tenant=tenant, data=t.encode(), filename=f"r{i}.md").document.id
+            for i, t in enumerate(texts)
+        ]
+        _wait_ready(tenant, ids)
+        with tenant_context(tenant):
+            finished = Document.objects.filter(pk__in=ids).aggregate(Max("updated_at"))
+        # The clock stops when the last document turned ready, not when we noticed: polling
+        # is slow on purpose so it does not steal CPU from the worker it measures.
+        pipeline_s = (finished["updated_at__max"] - started).total_seconds()
+    with tenant_context(tenant):
+        stored = sum(Document.objects.filter(pk__in=ids).values_list("chunks_total", flat=True))
+    if stored != len(drafts):
+        raise RuntimeError(f"stored {stored} chunks, expected {len(drafts)}")
+    return {
+        "chunks": len(drafts),
+        "encode_only_chunks_per_s": round(len(drafts) / encode_s, 1),
+        "end_to_end_chunks_per_s": round(len(drafts) / pipeline_s, 1),
+        "ratio": round(encode_s / pipeline_s, 3),
+        "target_ratio": 0.8,
+    }
+
+
+def _wait_ready(tenant, ids) -> None:
+    deadline = time.monotonic() + 1800
+    while time.monotonic() < deadline:
+        with tenant_context(tenant):
+            statuses = list(Document.objects.filter(pk__in=ids).values_list("status", flat=True))
+        if all(s in ("ready", "failed") for s in statuses):
+            if not all(s == "ready" for s in statuses):
+                raise RuntimeError(f"ingestion failed: {statuses}")
+            return
+        time.sleep(1)
+    raise TimeoutError
+
+
+def bench_search(total: int = 100_000, queries: int = 60) -> dict:
+    rng = np.random.default_rng(11)
+    tenant = tenant_create(slug=f"bench-search-{int(time.time())}", mode="pool")
+    neighbour = tenant_create(slug=f"bench-neighbour-{int(time.time())}", mode="pool")
+    started = time.perf_counter()
+    for owner, count in ((tenant, total), (neighbour, 2000)):
+        for batch_start in range(0, count, 10_000):
+            n = min(10_000, count - batch_start)
+            vectors = rng.normal(size=(n, 384)).astype(np.float32)
+            vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+            drafts = [
+                ChunkDraft(i, " ".join(rng.choice(WORDS, size=40)), "Section", 40) for i in range(n)
+            ]
+            with tenant_context(owner):
+                doc = Document.objects.create(
+                    title=f"bulk {batch_start}",
+                    content_hash=f"{owner.slug}{batch_start}".ljust(64, "0")[:64],
+                    status="ready",
+                    chunks_total=n,
+                )
+                chunks_replace(
+                    alias=data_alias(),
+                    document_id=doc.id,
+                    chunks=drafts,
+                    vectors=vectors,
+                    metadata={"batch": batch_start},
+                )
+    load_s = time.perf_counter() - started
+    results = {"chunks": total, "load_s": round(load_s, 1)}
+    questions = [" ".join(rng.choice(WORDS, size=6)) for _ in range(queries)]
+    for mode in ("vector", "keyword", "hybrid"):
+        for q in questions[:5]:
+            chunk_search(tenant=tenant, query=q, k=10, mode=mode)  # warm caches
+        times = [
+            chunk_search(tenant=tenant, query=q, k=10, mode=mode).timings["search_ms"]
+            for q in questions
+        ]
+        times.sort()
+        results[mode] = {
+            "p50_ms": round(statistics.median(times), 2),
+            "p95_ms": round(times[int(len(times) * 0.95) - 1], 2),
+        }
+    results["target_p50_ms"] = 10
+    return results
+
+
+def main() -> int:
+    call_command("migrate", verbosity=0)
+    which = sys.argv[1:] or ["ingestion", "search"]
+    report = {}
+    if "ingestion" in which:
+        report["ingestion"] = bench_ingestion()
+        print("ingestion:", json.dumps(report["ingestion"]), flush=True)
+    if "search" in which:
+        report["search"] = bench_search()
+        print("search:", json.dumps(report["search"]), flush=True)
+    out = ROOT / "var" / "bench-results.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps(report, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
