@@ -174,6 +174,8 @@ INGEST_SWEEP_INTERVAL_SECONDS = int(os.environ.get("INGEST_SWEEP_INTERVAL_SECOND
 # faster than an index walk that filters out every other tenant's rows).
 SEARCH_EXACT_BELOW_CHUNKS = int(os.environ.get("SEARCH_EXACT_BELOW_CHUNKS", "20000"))
 HNSW_EF_SEARCH = int(os.environ.get("HNSW_EF_SEARCH", "100"))
+# Keyword search ranks at most this many matching chunks (bounded time for common words).
+KEYWORD_CANDIDATES = int(os.environ.get("KEYWORD_CANDIDATES", "2000"))
 CELERY_BEAT_SCHEDULE = {
     "requeue-stuck-documents": {
         "task": "rag.tasks.requeue_stuck_documents",

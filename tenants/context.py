@@ -52,10 +52,12 @@ def tenant_context(tenant: Tenant) -> Iterator[Tenant]:
         nested = connection.in_atomic_block
         with transaction.atomic(using=alias):
             with connection.cursor() as cursor:
-                cursor.execute(
-                    "SELECT current_setting('app.tenant_id', true), current_setting('search_path')"
-                )
-                previous = cursor.fetchone()
+                if nested:
+                    cursor.execute(
+                        "SELECT current_setting('app.tenant_id', true), "
+                        "current_setting('search_path')"
+                    )
+                    previous = cursor.fetchone()
                 _set(cursor, str(tenant.id), placement.search_path_for(tenant))
             yield tenant
             if nested:

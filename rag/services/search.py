@@ -105,16 +105,35 @@ def _vector_ids(cursor, vector, limit: int, clauses, params) -> list[tuple[int, 
 
 
 def _keyword_ids(cursor, query: str, limit: int, clauses, params) -> list[tuple[int, float]]:
-    # plainto_tsquery ANDs every word; questions rarely contain all words of the answer, so
-    # turn it into an OR and let ts_rank_cd reward chunks that match more of them.
-    sql = (
-        "SELECT c.id, ts_rank_cd(c.search_vector, q.query) AS rank "  # noqa: S608
-        "FROM rag_chunk c, (SELECT nullif(replace(plainto_tsquery('english', %s)::text, "
-        "' & ', ' | '), '')::tsquery AS query) q "
-        f"WHERE c.search_vector @@ q.query AND {_where(clauses)} "
-        "ORDER BY rank DESC, c.id LIMIT %s"
+    """Chunks with every word first; then, if too few, chunks with any word.
+
+    Questions rarely contain all the words of their answer, hence the fallback; a query of
+    common words can match most of a large tenant, hence the cap on the candidates ranked
+    (the vector side of hybrid search still sees every chunk).
+    """
+    every = _ranked(cursor, "plainto_tsquery('english', %s)", query, limit, clauses, params)
+    if len(every) >= limit:
+        return every
+    any_word = "nullif(replace(plainto_tsquery('english', %s)::text, ' & ', ' | '), '')::tsquery"
+    seen = {chunk_id for chunk_id, _ in every}
+    more = _ranked(cursor, any_word, query, limit, clauses, params)
+    return (
+        every
+        + [(chunk_id, rank) for chunk_id, rank in more if chunk_id not in seen][
+            : limit - len(every)
+        ]
     )
-    cursor.execute(sql, [query, *params, limit])
+
+
+def _ranked(cursor, tsquery_sql: str, query: str, limit: int, clauses, params):
+    sql = (
+        "SELECT id, ts_rank_cd(search_vector, query) AS rank FROM ("  # noqa: S608
+        "SELECT c.id, c.search_vector, q.query FROM rag_chunk c, "
+        f"(SELECT {tsquery_sql} AS query) q "
+        f"WHERE c.search_vector @@ q.query AND {_where(clauses)} LIMIT %s) candidates "
+        "ORDER BY rank DESC, id LIMIT %s"
+    )
+    cursor.execute(sql, [query, *params, settings.KEYWORD_CANDIDATES, limit])
     return [(row[0], float(row[1])) for row in cursor.fetchall()]
 
 
