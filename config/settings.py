@@ -175,7 +175,7 @@ INGEST_SWEEP_INTERVAL_SECONDS = int(os.environ.get("INGEST_SWEEP_INTERVAL_SECOND
 SEARCH_EXACT_BELOW_CHUNKS = int(os.environ.get("SEARCH_EXACT_BELOW_CHUNKS", "20000"))
 HNSW_EF_SEARCH = int(os.environ.get("HNSW_EF_SEARCH", "100"))
 # Keyword search ranks at most this many matching chunks (bounded time for common words).
-KEYWORD_CANDIDATES = int(os.environ.get("KEYWORD_CANDIDATES", "2000"))
+KEYWORD_CANDIDATES = int(os.environ.get("KEYWORD_CANDIDATES", "500"))
 CELERY_BEAT_SCHEDULE = {
     "requeue-stuck-documents": {
         "task": "rag.tasks.requeue_stuck_documents",

@@ -13,6 +13,8 @@ CREATE DATABASE tenantry_template OWNER tenantry_owner IS_TEMPLATE true;
 
 \connect tenantry
 CREATE EXTENSION IF NOT EXISTS vector;
+-- Under RLS an index serves a condition only if its operator is LEAKPROOF: full-text search.
+ALTER FUNCTION ts_match_vq(tsvector, tsquery) LEAKPROOF;
 REVOKE ALL ON DATABASE tenantry FROM PUBLIC;
 -- TEMPORARY: chunks are COPYed into a temp table, then INSERTed under row-level security.
 GRANT CONNECT, TEMPORARY ON DATABASE tenantry TO tenantry_app;
@@ -21,6 +23,7 @@ REVOKE CREATE ON SCHEMA public FROM PUBLIC;
 
 \connect tenantry_template
 CREATE EXTENSION IF NOT EXISTS vector;
+ALTER FUNCTION ts_match_vq(tsvector, tsquery) LEAKPROOF;
 REVOKE ALL ON DATABASE tenantry_template FROM PUBLIC;
 GRANT CONNECT, TEMPORARY ON DATABASE tenantry_template TO tenantry_app;
 ALTER SCHEMA public OWNER TO tenantry_owner;

@@ -114,26 +114,25 @@ def _keyword_ids(cursor, query: str, limit: int, clauses, params) -> list[tuple[
     every = _ranked(cursor, "plainto_tsquery('english', %s)", query, limit, clauses, params)
     if len(every) >= limit:
         return every
-    any_word = "nullif(replace(plainto_tsquery('english', %s)::text, ' & ', ' | '), '')::tsquery"
+    any_word = "replace(plainto_tsquery('english', %s)::text, ' & ', ' | ')::tsquery"
     seen = {chunk_id for chunk_id, _ in every}
     more = _ranked(cursor, any_word, query, limit, clauses, params)
-    return (
-        every
-        + [(chunk_id, rank) for chunk_id, rank in more if chunk_id not in seen][
-            : limit - len(every)
-        ]
-    )
+    return every + [(chunk_id, rank) for chunk_id, rank in more if chunk_id not in seen][
+        : limit - len(every)
+    ]
 
 
 def _ranked(cursor, tsquery_sql: str, query: str, limit: int, clauses, params):
+    # The tsquery is written inline (not joined from a subquery) so the planner folds it to a
+    # constant and can weigh the GIN index against a scan. ts_rank, not ts_rank_cd: about
+    # three times cheaper per row, and the ranking only needs to order a few hundred rows.
     sql = (
-        "SELECT id, ts_rank_cd(search_vector, query) AS rank FROM ("  # noqa: S608
-        "SELECT c.id, c.search_vector, q.query FROM rag_chunk c, "
-        f"(SELECT {tsquery_sql} AS query) q "
-        f"WHERE c.search_vector @@ q.query AND {_where(clauses)} LIMIT %s) candidates "
+        "SELECT id, ts_rank(search_vector, "  # noqa: S608
+        f"{tsquery_sql}, 1) AS rank FROM (SELECT c.id, c.search_vector FROM rag_chunk c "
+        f"WHERE c.search_vector @@ {tsquery_sql} AND {_where(clauses)} LIMIT %s) candidates "
         "ORDER BY rank DESC, id LIMIT %s"
     )
-    cursor.execute(sql, [query, *params, settings.KEYWORD_CANDIDATES, limit])
+    cursor.execute(sql, [query, query, *params, settings.KEYWORD_CANDIDATES, limit])
     return [(row[0], float(row[1])) for row in cursor.fetchall()]
 
 
