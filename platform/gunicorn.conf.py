@@ -13,3 +13,26 @@ timeout = int(os.environ.get("WEB_TIMEOUT", "120"))
 preload_app = True
 accesslog = "-"
 graceful_timeout = 10
+
+
+def post_worker_init(worker):
+    """Warm the models in each worker so the first question does not pay for loading them.
+
+    In a thread: the worker starts serving at once, and a request that arrives first simply
+    waits on the same once-per-process load.
+    """
+    import threading
+
+    from django.conf import settings
+
+    def warm():
+        if settings.EMBEDDING_PRELOAD:
+            from rag.embedding import get_model as embedding_model
+
+            embedding_model()
+        if settings.LLM_PRELOAD:
+            from rag.generation.model import get_model as generation_model
+
+            generation_model()
+
+    threading.Thread(target=warm, name="warm-models", daemon=True).start()

@@ -94,3 +94,97 @@ class ApiKey(models.Model):
 
     def __str__(self) -> str:
         return f"{self.prefix}… ({self.tenant_id})"
+
+
+class UsageKind(models.TextChoices):
+    """What a metered request did. Each kind has its own hourly request quota."""
+
+    ANSWER = "answer", "Answers (generation)"
+    SEARCH = "search", "Searches"
+    INGEST = "ingest", "Document uploads"
+    EMBEDDINGS = "embeddings", "Embeddings"
+
+
+class TenantQuota(models.Model):
+    """A tenant's limits. Created with the defaults of settings.QUOTA_DEFAULTS on first use
+    (tenants.services.quotas.quota_get), so every tenant has one without a provisioning step.
+
+    Hourly request limits protect the shared web and model processes from one noisy tenant;
+    the token limit bounds the cost of one answer; documents and bytes bound what a tenant may
+    store in a placement it shares (pool, bridge) or that the platform pays for (silo);
+    concurrent generations bound how much of the in-process model one tenant can hold at once.
+    """
+
+    tenant = models.OneToOneField(Tenant, on_delete=models.CASCADE, related_name="quota")
+    answer_per_hour = models.PositiveIntegerField(default=1000)
+    search_per_hour = models.PositiveIntegerField(default=5000)
+    ingest_per_hour = models.PositiveIntegerField(default=1000)
+    embeddings_per_hour = models.PositiveIntegerField(default=5000)
+    max_tokens_per_response = models.PositiveIntegerField(default=1024)
+    max_documents = models.PositiveIntegerField(default=10000)
+    max_storage_bytes = models.PositiveBigIntegerField(default=1024**3)
+    max_concurrent_generations = models.PositiveIntegerField(default=2)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"quota of {self.tenant_id}"
+
+
+class RequestCounter(models.Model):
+    """Requests of one kind admitted for a tenant in one fixed one-hour window.
+
+    Admission is a single conditional upsert (tenants.services.quotas.quota_admit): the row
+    lock PostgreSQL takes on conflict serialises concurrent requests, so no more than the limit
+    are ever admitted, across every web process and worker. Windows older than the previous
+    hour are deleted when a new window starts; the ledger (UsageRecord) keeps the history.
+    """
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    kind = models.CharField(max_length=12, choices=UsageKind.choices)
+    window_start = models.DateTimeField()
+    count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "kind", "window_start"], name="request_counter_unique_window"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.tenant_id} {self.kind} {self.window_start:%Y-%m-%d %H}h: {self.count}"
+
+
+class UsageRecord(models.Model):
+    """The usage ledger: what a tenant (and which of its keys) used in one hour, by kind.
+
+    One row per (tenant, key, hour, kind), incremented by an upsert, so the ledger grows with
+    hours of activity, not with requests. A NULL key (a management command, a key since deleted)
+    is one bucket: the unique constraint treats NULLs as equal so the upsert finds it.
+    """
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="usage_records")
+    api_key = models.ForeignKey(
+        ApiKey, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    hour = models.DateTimeField()
+    kind = models.CharField(max_length=12, choices=UsageKind.choices)
+    requests = models.PositiveBigIntegerField(default=0)
+    prompt_tokens = models.PositiveBigIntegerField(default=0)
+    completion_tokens = models.PositiveBigIntegerField(default=0)
+    embedding_tokens = models.PositiveBigIntegerField(default=0)
+    generation_ms = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-hour", "kind"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "api_key", "hour", "kind"],
+                name="usage_record_unique_bucket",
+                nulls_distinct=False,
+            ),
+        ]
+        indexes = [models.Index(fields=["tenant", "hour"], name="usage_record_tenant_hour")]
+
+    def __str__(self) -> str:
+        return f"{self.tenant_id} {self.kind} {self.hour:%Y-%m-%d %H}h"

@@ -93,3 +93,14 @@ def worker(django_db_setup, tmp_path_factory):
     w.start()
     yield w
     w.stop()
+
+
+@pytest.fixture(scope="session")
+def web_server(django_db_setup, tmp_path_factory):
+    """One real gunicorn for the session (the app as users reach it, over loopback HTTP)."""
+    from tests.server import WebServer
+
+    server = WebServer(tmp_path_factory.mktemp("web"))
+    server.start()
+    yield server
+    server.stop()

@@ -12,13 +12,16 @@ from rest_framework.response import Response
 
 from tenants.api.base import TenantAPIView
 from tenants.api.problems import Problem
-from tenants.models import ApiKeyScope
+from tenants.api.quota import admit, with_headers
+from tenants.models import ApiKeyScope, UsageKind
+from tenants.services.usage import usage_record
 
 from ..filters import FilterError
 from ..models import Document
 from ..selectors import document_list
 from ..services.documents import DocumentRejected, document_delete, document_submit
 from ..services.search import chunk_search
+from ..tokenizer import count_tokens
 from .serializers import (
     DocumentCreateSerializer,
     DocumentListParams,
@@ -76,6 +79,7 @@ class DocumentListView(TenantAPIView):
         responses={202: DocumentSerializer, 200: DocumentSerializer},
     )
     def post(self, request):
+        rate_limit = admit(request, UsageKind.INGEST)
         params = DocumentCreateSerializer(data=request.data)
         params.is_valid(raise_exception=True)
         upload = params.validated_data.get("file")
@@ -98,12 +102,13 @@ class DocumentListView(TenantAPIView):
                 metadata=params.validated_data["metadata"],
                 external_id=params.validated_data["external_id"],
             )
-        except DocumentRejected as exc:
+        except DocumentRejected as exc:  # storage quotas too (413 / 429)
             raise Problem(exc.status, exc.code, exc.detail) from exc
+        usage_record(tenant=request.user.tenant, api_key=request.auth, kind=UsageKind.INGEST)
         body = DocumentSerializer(submission.document).data
         body["outcome"] = submission.outcome
         code = status.HTTP_200_OK if submission.outcome == "duplicate" else status.HTTP_202_ACCEPTED
-        return Response(body, status=code)
+        return with_headers(Response(body, status=code), rate_limit)
 
 
 class DocumentDetailView(TenantAPIView):
@@ -128,22 +133,31 @@ class SearchView(TenantAPIView):
 
     @extend_schema(request=SearchRequestSerializer, responses=SearchResponseSerializer)
     def post(self, request):
+        rate_limit = admit(request, UsageKind.SEARCH)
         params = SearchRequestSerializer(data=request.data)
         params.is_valid(raise_exception=True)
+        query, mode = params.validated_data["query"], params.validated_data["mode"]
         try:
             result = chunk_search(
                 tenant=request.user.tenant,
-                query=params.validated_data["query"],
+                query=query,
                 k=params.validated_data["k"],
-                mode=params.validated_data["mode"],
+                mode=mode,
                 filters=params.validated_data["filter"],
                 document_ids=params.validated_data.get("document_ids"),
             )
         except FilterError as exc:
             raise Problem(422, "invalid_filter", str(exc)) from exc
+        usage_record(
+            tenant=request.user.tenant,
+            api_key=request.auth,
+            kind=UsageKind.SEARCH,
+            # Keyword search embeds nothing.
+            embedding_tokens=count_tokens(query) if mode != "keyword" else 0,
+        )
         body = {"results": [hit.__dict__ for hit in result.hits], "timings": result.timings}
         response = Response(SearchResponseSerializer(body).data)
         response["Server-Timing"] = ", ".join(
             f"{name.removesuffix('_ms')};dur={value}" for name, value in result.timings.items()
         )
-        return response
+        return with_headers(response, rate_limit)

@@ -14,6 +14,7 @@ from django.db import IntegrityError, transaction
 
 from tenants.context import data_alias, tenant_context
 from tenants.models import Tenant
+from tenants.services.quotas import QuotaExceeded, storage_admit
 
 from ..models import Document, DocumentSource, DocumentStatus
 from ..parsing import ParseError, document_parse
@@ -21,7 +22,12 @@ from ..parsing.pdf import is_pdf
 
 
 class DocumentRejected(Exception):
-    """The upload cannot become a document; nothing was stored."""
+    """The upload cannot become a document; nothing was stored.
+
+    Also raised for the tenant's storage quotas (413 `storage_quota_exceeded`, 429
+    `quota_exceeded`), so the API, the `ingest` command and the console report them like any
+    other refusal.
+    """
 
     def __init__(self, status: int, code: str, detail: str):
         super().__init__(detail)
@@ -63,6 +69,8 @@ def document_submit(
     }
     try:
         return _store(tenant, data, filename, external_id, fields)
+    except QuotaExceeded as exc:
+        raise DocumentRejected(exc.status, exc.code, exc.detail) from exc
     except IntegrityError:
         # A concurrent upload of the same content won the race: answer with its document.
         with tenant_context(tenant):
@@ -80,6 +88,13 @@ def _store(tenant, data, filename, external_id, fields) -> Submission:
             Document.objects.select_for_update().filter(external_id=external_id).first()
             if external_id
             else None
+        )
+        # Under a per-tenant lock held to the end of the transaction: concurrent uploads of the
+        # tenant are counted one after another. A duplicate (above) is not charged.
+        storage_admit(
+            tenant=tenant,
+            size_bytes=fields["size_bytes"],
+            replacing_bytes=current.size_bytes if current is not None else 0,
         )
         if current is not None:
             # Old chunks stay searchable until the worker swaps in the new ones atomically.

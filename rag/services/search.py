@@ -117,9 +117,8 @@ def _keyword_ids(cursor, query: str, limit: int, clauses, params) -> list[tuple[
     any_word = "replace(plainto_tsquery('english', %s)::text, ' & ', ' | ')::tsquery"
     seen = {chunk_id for chunk_id, _ in every}
     more = _ranked(cursor, any_word, query, limit, clauses, params)
-    return every + [(chunk_id, rank) for chunk_id, rank in more if chunk_id not in seen][
-        : limit - len(every)
-    ]
+    extra = [(chunk_id, rank) for chunk_id, rank in more if chunk_id not in seen]
+    return every + extra[: limit - len(every)]
 
 
 def _ranked(cursor, tsquery_sql: str, query: str, limit: int, clauses, params):

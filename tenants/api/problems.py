@@ -14,10 +14,23 @@ PROBLEM_BASE = "https://tenantry.dev/problems/"
 
 
 class Problem(exceptions.APIException):
-    """An API error with an explicit status and code: `raise Problem(409, "conflict", "...")`."""
+    """An API error with an explicit status and code: `raise Problem(409, "conflict", "...")`.
 
-    def __init__(self, status_code: int, code: str, detail: str, **extra):
+    `headers` go on the response (e.g. `Retry-After` on a 429); other keywords become members
+    of the problem body.
+    """
+
+    def __init__(
+        self,
+        status_code: int,
+        code: str,
+        detail: str,
+        *,
+        headers: dict[str, str] | None = None,
+        **extra,
+    ):
         self.status_code = status_code
+        self.headers = dict(headers or {})
         self.extra = extra
         super().__init__(detail=detail, code=code)
 
@@ -50,6 +63,7 @@ def problem_exception_handler(exc, context):
         code = codes if isinstance(codes, str) else "error"
         detail = str(exc.detail)
     headers = {k: v for k, v in response.items() if k.lower() != "content-type"}
+    headers.update(getattr(exc, "headers", None) or {})
     problem = Response(
         problem_body(response.status_code, code, detail, **extra),
         status=response.status_code,

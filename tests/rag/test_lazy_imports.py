@@ -14,6 +14,7 @@ def test_importing_tasks_and_views_does_not_import_ml_libraries(pg):
     code = (
         "import django, sys; django.setup();"
         "import rag.tasks, rag.api.views, rag.services.ingest, rag.services.search, config.urls;"
+        "import rag.services.answer, rag.api.answer, rag.api.openai.views, rag.generation.gate;"
         f"print([m for m in {HEAVY!r} if m in sys.modules])"
     )
     out = subprocess.run(

@@ -1,0 +1,113 @@
+"""`POST /api/v1/answer`: a grounded answer with numbered citations, optionally streamed."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import serializers
+from rest_framework.response import Response
+
+from tenants.api.base import TenantAPIView
+from tenants.api.problems import Problem, problem_body
+from tenants.api.quota import admit, quota_problem, with_headers
+from tenants.models import ApiKeyScope
+from tenants.services.quotas import QuotaExceeded
+
+from ..filters import FilterError
+from ..generation.gate import GeneratorBusy
+from ..services.answer import AnswerSession, answer_prepare
+from .serializers import JSONObjectField
+from .sse import EventStream, sse_event, sse_response
+
+
+class AnswerRequestSerializer(serializers.Serializer):
+    question = serializers.CharField(max_length=2000)
+    k = serializers.IntegerField(min_value=1, max_value=20, default=5)
+    filter = JSONObjectField(required=False, default=None, allow_null=True)
+    document_ids = serializers.ListField(
+        child=serializers.UUIDField(), required=False, max_length=1000
+    )
+    max_tokens = serializers.IntegerField(min_value=1, required=False)
+    temperature = serializers.FloatField(min_value=0.0, max_value=2.0, required=False)
+    stream = serializers.BooleanField(default=False)
+
+
+class CitationSerializer(serializers.Serializer):
+    n = serializers.IntegerField()
+    chunk_id = serializers.IntegerField()
+    document_id = serializers.UUIDField()
+    title = serializers.CharField()
+    snippet = serializers.CharField()
+
+
+class AnswerResponseSerializer(serializers.Serializer):
+    answer = serializers.CharField()
+    citations = CitationSerializer(many=True)
+    usage = serializers.DictField(child=serializers.IntegerField())
+    timings = serializers.DictField(child=serializers.FloatField())
+    model = serializers.CharField()
+    finish_reason = serializers.CharField()
+    max_tokens = serializers.IntegerField()
+
+
+def start_answer(request, params: dict, **extra) -> AnswerSession:
+    """Prepare and start an answer for the caller's tenant, mapping refusals to problems.
+    Shared with the OpenAI-compatible chat endpoint (which renders errors its own way)."""
+    try:
+        session = answer_prepare(
+            tenant=request.user.tenant,
+            api_key=request.auth,
+            question=params["question"],
+            k=params.get("k", 5),
+            filters=params.get("filter"),
+            document_ids=params.get("document_ids"),
+            max_tokens=params.get("max_tokens"),
+            temperature=params.get("temperature"),
+            **extra,
+        )
+    except FilterError as exc:
+        raise Problem(422, "invalid_filter", str(exc)) from exc
+    try:
+        return session.start()
+    except QuotaExceeded as exc:
+        session.close()
+        raise quota_problem(exc) from exc
+    except GeneratorBusy as exc:
+        session.close()
+        raise Problem(
+            503, "generator_busy", str(exc), headers={"Retry-After": str(exc.retry_after)}
+        ) from exc
+
+
+class AnswerView(TenantAPIView):
+    scopes = {"POST": ApiKeyScope.QUERY}
+
+    @extend_schema(
+        request=AnswerRequestSerializer,
+        responses={
+            200: OpenApiResponse(
+                AnswerResponseSerializer,
+                description="JSON, or with `stream: true` `text/event-stream`: `delta` events "
+                '(`{"text"}`), then one `done` event carrying the body below.',
+            )
+        },
+    )
+    def post(self, request):
+        params = AnswerRequestSerializer(data=request.data)
+        params.is_valid(raise_exception=True)
+        rate_headers = admit(request, "answer")
+        session = start_answer(request, params.validated_data)
+        if not params.validated_data["stream"]:
+            return with_headers(Response(session.run().result()), rate_headers)
+
+        def events():
+            for delta in session.deltas():
+                yield sse_event({"text": delta}, event="delta")
+            yield sse_event(session.result(), event="done")
+
+        def on_error(exc: Exception) -> bytes:
+            body = problem_body(500, "generation_failed", "Generation failed; try again.")
+            return sse_event(body, event="error")
+
+        return sse_response(
+            EventStream(events, close=session.close, on_error=on_error), rate_headers
+        )

@@ -1,0 +1,96 @@
+"""One generation at a time per process, with a bounded queue in front of it.
+
+llama.cpp contexts are not thread-safe, and a CPU running two decodes at once finishes both
+later than one after the other. So requests take turns; a request that would wait behind too
+many others, or too long, is refused at once (the API answers 503 with Retry-After) rather
+than holding a web thread hostage.
+
+The gate also keeps tenants apart inside the model: llama-cpp-python reuses the KV cache of the
+previous prompt when the next one shares its prefix. Between two tenants that reuse is reset,
+so one tenant's prompt state never serves (or times) another's.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from uuid import UUID
+
+from django.conf import settings
+
+from .model import LoadedModel, get_model
+
+
+class GeneratorBusy(Exception):
+    """The generation queue is full, or the wait ran out. Retry after `retry_after` seconds."""
+
+    def __init__(self, detail: str, retry_after: int):
+        super().__init__(detail)
+        self.retry_after = retry_after
+
+
+class GenerationGate:
+    def __init__(self, *, max_waiting: int, timeout: float):
+        self.max_waiting = max_waiting
+        self.timeout = timeout
+        self._turn = threading.Lock()
+        self._count_lock = threading.Lock()
+        self._waiting = 0
+        self._last_tenant: UUID | None = None
+
+    @property
+    def waiting(self) -> int:
+        return self._waiting
+
+    @contextmanager
+    def turn(self, *, tenant_id: UUID) -> Iterator[LoadedModel]:
+        """The model, exclusively, for the length of the block."""
+        self.acquire(tenant_id=tenant_id)
+        try:
+            yield get_model()
+        finally:
+            self.release()
+
+    def acquire(self, *, tenant_id: UUID) -> LoadedModel:
+        model = get_model()  # load outside the turn: a first load is not someone's wait
+        with self._count_lock:
+            if self._waiting >= self.max_waiting:
+                raise GeneratorBusy(
+                    f"{self._waiting} generations are already waiting; try again shortly.",
+                    retry_after=max(1, round(self.timeout / 4)),
+                )
+            self._waiting += 1
+        try:
+            started = time.monotonic()
+            if not self._turn.acquire(timeout=self.timeout):
+                raise GeneratorBusy(
+                    f"No generation slot within {time.monotonic() - started:.0f} s.",
+                    retry_after=max(1, round(self.timeout / 4)),
+                )
+        finally:
+            with self._count_lock:
+                self._waiting -= 1
+        if self._last_tenant != tenant_id:
+            model.llm.reset()  # forget the previous tenant's prompt: no cross-tenant prefix reuse
+            self._last_tenant = tenant_id
+        return model
+
+    def release(self) -> None:
+        self._turn.release()
+
+
+_gate: GenerationGate | None = None
+_gate_lock = threading.Lock()
+
+
+def get_gate() -> GenerationGate:
+    global _gate
+    if _gate is None:
+        with _gate_lock:
+            if _gate is None:
+                _gate = GenerationGate(
+                    max_waiting=settings.LLM_QUEUE_MAX, timeout=settings.LLM_QUEUE_TIMEOUT_SECONDS
+                )
+    return _gate

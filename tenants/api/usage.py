@@ -1,0 +1,62 @@
+"""`GET /api/v1/usage`: the caller's tenant's usage against each of its quotas (any scope)."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers
+from rest_framework.response import Response
+
+from ..services.usage import usage_summary
+from .base import TenantAPIView
+
+
+class RequestUsageSerializer(serializers.Serializer):
+    used = serializers.IntegerField(help_text="Requests admitted in the current hour.")
+    limit = serializers.IntegerField(help_text="Requests allowed per hour.")
+    remaining = serializers.IntegerField()
+    reset = serializers.DateTimeField(help_text="When the hourly window starts again.")
+
+
+class UsedOfLimitSerializer(serializers.Serializer):
+    used = serializers.IntegerField()
+    limit = serializers.IntegerField()
+
+
+class GenerationsSerializer(serializers.Serializer):
+    running = serializers.IntegerField()
+    limit = serializers.IntegerField()
+
+
+class LedgerTotalsSerializer(serializers.Serializer):
+    requests = serializers.IntegerField()
+    prompt_tokens = serializers.IntegerField()
+    completion_tokens = serializers.IntegerField()
+    embedding_tokens = serializers.IntegerField()
+    generation_ms = serializers.IntegerField()
+
+
+class RequestsByKindSerializer(serializers.Serializer):
+    answer = RequestUsageSerializer()
+    search = RequestUsageSerializer()
+    ingest = RequestUsageSerializer()
+    embeddings = RequestUsageSerializer()
+
+
+class UsageSerializer(serializers.Serializer):
+    tenant = serializers.CharField()
+    as_of = serializers.DateTimeField()
+    requests = RequestsByKindSerializer()
+    last_24h = LedgerTotalsSerializer(help_text="Ledger totals of the last 24 hours.")
+    documents = UsedOfLimitSerializer()
+    storage_bytes = UsedOfLimitSerializer()
+    concurrent_generations = GenerationsSerializer()
+    max_tokens_per_response = serializers.IntegerField()
+
+
+class UsageView(TenantAPIView):
+    """Requests this hour per kind, tokens of the last 24 hours, documents, stored bytes and
+    running generations, each against the tenant's quota."""
+
+    @extend_schema(responses=UsageSerializer)
+    def get(self, request):
+        return Response(UsageSerializer(usage_summary(tenant=request.user.tenant)).data)

@@ -1,0 +1,299 @@
+"""Per-tenant quotas and their enforcement.
+
+- Hourly request limits per kind (answer, search, ingest, embeddings): a fixed one-hour window
+  per tenant and kind in PostgreSQL, admitted by one conditional upsert (`quota_admit`).
+- Concurrent generations: leases in a Redis sorted set, taken and dropped by a Lua script, so
+  the limit holds across every web process and worker (`generation_slot`).
+- Documents and stored bytes: checked under a per-tenant advisory lock inside the tenant
+  context, before a document is stored (`storage_admit`).
+- Tokens per response: read by the generation code (`quota_max_tokens`).
+
+Refusals raise QuotaExceeded, which carries the HTTP status, the stable problem code and the
+headers (`Retry-After`, `RateLimit-Policy`, `RateLimit`) the API answers with.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import socket
+import threading
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import redis
+from django.apps import apps
+from django.conf import settings
+from django.db import connections
+from django.db.models import Count, Sum
+from django.db.models.functions import Coalesce
+
+from ..context import current_binding, data_alias
+from ..models import Tenant, TenantQuota, UsageKind
+
+# Counters and the ledger are written on their own connection, outside the request's
+# transaction (see the "Quotas and metering" settings).
+METERING_DB = "metering"
+WINDOW_SECONDS = 3600
+KINDS = tuple(UsageKind.values)
+QUOTA_FIELDS = (
+    "answer_per_hour",
+    "search_per_hour",
+    "ingest_per_hour",
+    "embeddings_per_hour",
+    "max_tokens_per_response",
+    "max_documents",
+    "max_storage_bytes",
+    "max_concurrent_generations",
+)
+_INT_MAX = 2**31 - 1
+_BIGINT_MAX = 2**63 - 1
+
+
+class QuotaExceeded(Exception):
+    """A request refused by a quota: `status` 429 or 413, `code` one of `rate_limited`,
+    `quota_exceeded`, `storage_quota_exceeded`; `headers` to send with the refusal."""
+
+    def __init__(self, status: int, code: str, detail: str, headers: dict[str, str] | None = None):
+        super().__init__(detail)
+        self.status, self.code, self.detail = status, code, detail
+        self.headers: dict[str, str] = dict(headers or {})
+
+
+# --- Quotas (selector and service) -----------------------------------------------------------
+
+
+def quota_defaults() -> dict[str, int]:
+    """The quotas a tenant gets on first use (settings.QUOTA_DEFAULTS, from the environment)."""
+    return {name: int(settings.QUOTA_DEFAULTS[name]) for name in QUOTA_FIELDS}
+
+
+def quota_get(*, tenant: Tenant) -> TenantQuota:
+    """The tenant's quotas, created with the defaults if it has none yet."""
+    quota, _ = TenantQuota.objects.using(METERING_DB).get_or_create(
+        tenant_id=tenant.pk, defaults=quota_defaults()
+    )
+    return quota
+
+
+def quota_set(*, tenant: Tenant, **values) -> TenantQuota:
+    """Change some of the tenant's quotas; ValueError names an unknown quota or a bad value."""
+    clean = {name: _positive_int(name, value) for name, value in values.items()}
+    if not clean:
+        raise ValueError("Name at least one quota to set.")
+    quota = quota_get(tenant=tenant)
+    for name, value in clean.items():
+        setattr(quota, name, value)
+    quota.save(update_fields=[*clean, "updated_at"])
+    return quota
+
+
+def quota_max_tokens(*, tenant: Tenant) -> int:
+    """The most tokens one generated response of the tenant may have."""
+    return quota_get(tenant=tenant).max_tokens_per_response
+
+
+def _positive_int(name: str, value) -> int:
+    if name not in QUOTA_FIELDS:
+        raise ValueError(f"Unknown quota {name!r}; quotas are: {', '.join(QUOTA_FIELDS)}.")
+    try:
+        number = int(value) if not isinstance(value, bool | float) else None
+    except (TypeError, ValueError):
+        number = None
+    ceiling = _BIGINT_MAX if name == "max_storage_bytes" else _INT_MAX
+    if number is None or not 0 < number <= ceiling:
+        raise ValueError(f"{name} must be a positive integer (at most {ceiling}), not {value!r}.")
+    return number
+
+
+# --- Hourly request limits -------------------------------------------------------------------
+
+# One statement: take a request from the current window if fewer than the limit were taken.
+# On conflict PostgreSQL locks the row and evaluates the WHERE on its latest version, so
+# concurrent requests are admitted one after another and never more than the limit.
+ADMIT_SQL = """
+WITH current_window AS (SELECT date_trunc('hour', now(), 'UTC') AS start),
+admitted AS (
+    INSERT INTO tenants_requestcounter AS counter (tenant_id, kind, window_start, count)
+    SELECT %(tenant_id)s, %(kind)s, current_window.start, 1 FROM current_window
+    ON CONFLICT (tenant_id, kind, window_start)
+    DO UPDATE SET count = counter.count + 1 WHERE counter.count < %(limit)s
+    RETURNING counter.count
+)
+SELECT
+    (SELECT count FROM admitted),
+    current_window.start,
+    greatest(1, ceil(extract(epoch FROM current_window.start + interval '1 hour' - now())))::int
+FROM current_window
+"""
+
+PRUNE_SQL = """
+DELETE FROM tenants_requestcounter
+WHERE tenant_id = %(tenant_id)s AND kind = %(kind)s AND window_start < %(window_start)s
+"""
+
+
+def quota_admit(*, tenant: Tenant, kind: str) -> dict[str, str]:
+    """Take one of the tenant's `kind` requests of this hour, or raise QuotaExceeded (429
+    `rate_limited`). Returns the RateLimit headers (IETF httpapi draft) for the response."""
+    kind = kind_value(kind)
+    limit = getattr(quota_get(tenant=tenant), f"{kind}_per_hour")
+    params = {"tenant_id": tenant.pk, "kind": kind, "limit": limit}
+    with connections[METERING_DB].cursor() as cursor:
+        cursor.execute(ADMIT_SQL, params)
+        count, window_start, reset = cursor.fetchone()
+        if count == 1:
+            # A new window: earlier ones of this tenant and kind are no longer needed.
+            cursor.execute(PRUNE_SQL, {**params, "window_start": window_start})
+    headers = rate_limit_headers(kind=kind, limit=limit, used=count or limit, reset=reset)
+    if count is None:
+        raise QuotaExceeded(
+            429,
+            "rate_limited",
+            f"The tenant's limit of {limit} {kind} requests per hour is reached; "
+            f"retry in {reset} s.",
+            {"Retry-After": str(reset), **headers},
+        )
+    return headers
+
+
+def kind_value(kind: str) -> str:
+    """The plain value of a request kind (a UsageKind or its string); ValueError if unknown."""
+    if kind not in KINDS:
+        raise ValueError(f"Unknown request kind {kind!r}; kinds are: {', '.join(KINDS)}.")
+    return UsageKind(kind).value
+
+
+def rate_limit_headers(*, kind: str, limit: int, used: int, reset: int) -> dict[str, str]:
+    """`RateLimit-Policy` and `RateLimit` as in draft-ietf-httpapi-ratelimit-headers."""
+    return {
+        "RateLimit-Policy": f'"{kind}";q={limit};w={WINDOW_SECONDS}',
+        "RateLimit": f'"{kind}";r={max(0, limit - used)};t={reset}',
+    }
+
+
+# --- Concurrent generations ------------------------------------------------------------------
+
+# KEYS[1]: the tenant's lease set (member: lease id, score: expiry in ms of Redis time).
+# ARGV: limit, lease ms, lease id. Expired leases (a crashed holder) are dropped first.
+ACQUIRE_LUA = """
+local now = redis.call('TIME')
+local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now_ms)
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[1]) then
+    return 0
+end
+redis.call('ZADD', KEYS[1], now_ms + tonumber(ARGV[2]), ARGV[3])
+redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]))
+return 1
+"""
+
+RUNNING_LUA = """
+local now = redis.call('TIME')
+local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+return redis.call('ZCOUNT', KEYS[1], '(' .. now_ms, '+inf')
+"""
+
+_redis_lock = threading.Lock()
+_redis: redis.Redis | None = None
+
+
+def redis_client() -> redis.Redis:
+    """One client (and connection pool) per process for settings.REDIS_URL.
+
+    The embedded Redis is named `redis+socket://PATH` (Celery's spelling); redis-py wants a
+    unix socket path for it.
+    """
+    global _redis
+    if _redis is None:
+        with _redis_lock:
+            if _redis is None:
+                url = settings.REDIS_URL
+                if url.startswith("redis+socket://"):
+                    _redis = redis.Redis(unix_socket_path=url.removeprefix("redis+socket://"))
+                else:
+                    _redis = redis.Redis.from_url(url)
+    return _redis
+
+
+def _generations_key(tenant: Tenant) -> str:
+    return f"tenantry:generations:{tenant.pk}"
+
+
+@contextmanager
+def generation_slot(*, tenant: Tenant) -> Iterator[str]:
+    """Hold one of the tenant's `max_concurrent_generations` slots while the block runs.
+
+    Slots are shared by every process. A lease lasts GENERATION_LEASE_SECONDS at most, so a
+    process that dies holding one frees it then. Raises QuotaExceeded (429 `rate_limited`,
+    `Retry-After: 1`) when every slot is taken. Yields the lease id.
+    """
+    limit = quota_get(tenant=tenant).max_concurrent_generations
+    client = redis_client()
+    key = _generations_key(tenant)
+    lease = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex}"
+    lease_ms = max(1, int(float(settings.GENERATION_LEASE_SECONDS) * 1000))
+    if not client.eval(ACQUIRE_LUA, 1, key, limit, lease_ms, lease):
+        raise QuotaExceeded(
+            429,
+            "rate_limited",
+            f"The tenant already runs {limit} concurrent generation(s), its limit; retry shortly.",
+            {"Retry-After": "1"},
+        )
+    try:
+        yield lease
+    finally:
+        client.zrem(key, lease)
+
+
+def generations_running(*, tenant: Tenant) -> int:
+    """Generations of the tenant holding a live lease now (selector)."""
+    return int(redis_client().eval(RUNNING_LUA, 1, _generations_key(tenant)))
+
+
+# --- Documents and stored bytes --------------------------------------------------------------
+
+
+def storage_admit(*, tenant: Tenant, size_bytes: int, replacing_bytes: int = 0) -> None:
+    """Refuse a document the tenant has no room for; call it inside `tenant_context(tenant)`
+    just before the document is stored, in the same transaction.
+
+    `replacing_bytes` is the size of the document being replaced (a replacement adds no
+    document, and only its growth counts against the bytes). Raises QuotaExceeded: 413
+    `storage_quota_exceeded` for bytes, 429 `quota_exceeded` for the document count.
+
+    A transaction-scoped advisory lock per tenant makes check-then-store atomic: a concurrent
+    upload of the same tenant waits until this transaction ends, then counts what it stored.
+    """
+    binding = current_binding()
+    alias = data_alias()
+    if binding is None or binding.tenant_id != tenant.pk or not connections[alias].in_atomic_block:
+        raise RuntimeError("storage_admit must run inside tenant_context(tenant).")
+    quota = quota_get(tenant=tenant)
+    with connections[alias].cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_storage_lock_key(tenant)])
+    document_model = apps.get_model("rag", "Document")
+    totals = document_model.objects.aggregate(
+        documents=Count("pk"), stored=Coalesce(Sum("size_bytes"), 0)
+    )
+    stored_after = totals["stored"] - replacing_bytes + size_bytes
+    if size_bytes > replacing_bytes and stored_after > quota.max_storage_bytes:
+        raise QuotaExceeded(
+            413,
+            "storage_quota_exceeded",
+            f"Storing this document ({size_bytes} bytes) would bring the tenant to "
+            f"{stored_after} bytes, over its quota of {quota.max_storage_bytes} bytes.",
+        )
+    if not replacing_bytes and totals["documents"] + 1 > quota.max_documents:
+        raise QuotaExceeded(
+            429,
+            "quota_exceeded",
+            f"The tenant has {totals['documents']} documents and its quota is "
+            f"{quota.max_documents}; delete some or raise the quota.",
+        )
+
+
+def _storage_lock_key(tenant: Tenant) -> int:
+    digest = hashlib.blake2b(f"tenantry-storage:{tenant.pk}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)

@@ -1,0 +1,155 @@
+"""The usage ledger: record what tenants use, and report it against their quotas.
+
+Recording is one upsert per call into the (tenant, key, hour, kind) bucket, on the metering
+connection, so it commits at once whatever becomes of the request that used the resources.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from django.apps import apps
+from django.db import connections
+from django.db.models import Count, Sum
+from django.db.models.functions import Coalesce
+
+from ..context import tenant_context
+from ..models import ApiKey, RequestCounter, Tenant, UsageRecord
+from .quotas import KINDS, METERING_DB, WINDOW_SECONDS, generations_running, kind_value, quota_get
+
+LEDGER_COUNTERS = (
+    "requests",
+    "prompt_tokens",
+    "completion_tokens",
+    "embedding_tokens",
+    "generation_ms",
+)
+
+RECORD_SQL = """
+INSERT INTO tenants_usagerecord AS ledger (
+    tenant_id, api_key_id, hour, kind,
+    requests, prompt_tokens, completion_tokens, embedding_tokens, generation_ms
+)
+VALUES (
+    %(tenant_id)s, %(api_key_id)s, date_trunc('hour', now(), 'UTC'), %(kind)s,
+    %(requests)s, %(prompt_tokens)s, %(completion_tokens)s, %(embedding_tokens)s,
+    %(generation_ms)s
+)
+ON CONFLICT ON CONSTRAINT usage_record_unique_bucket DO UPDATE SET
+    requests = ledger.requests + EXCLUDED.requests,
+    prompt_tokens = ledger.prompt_tokens + EXCLUDED.prompt_tokens,
+    completion_tokens = ledger.completion_tokens + EXCLUDED.completion_tokens,
+    embedding_tokens = ledger.embedding_tokens + EXCLUDED.embedding_tokens,
+    generation_ms = ledger.generation_ms + EXCLUDED.generation_ms
+"""
+
+
+def usage_record(
+    *,
+    tenant: Tenant,
+    api_key: ApiKey | None = None,
+    kind: str,
+    requests: int = 1,
+    prompt_tokens: int = 0,
+    completion_tokens: int = 0,
+    embedding_tokens: int = 0,
+    generation_ms: int = 0,
+) -> None:
+    """Add to the tenant's ledger for this hour, for `api_key` (None: no key, e.g. a command)."""
+    kind = kind_value(kind)
+    amounts = {
+        "requests": requests,
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "embedding_tokens": embedding_tokens,
+        "generation_ms": generation_ms,
+    }
+    for name, value in amounts.items():
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise ValueError(f"{name} must be a non-negative integer, not {value!r}.")
+    with connections[METERING_DB].cursor() as cursor:
+        cursor.execute(
+            RECORD_SQL,
+            {
+                "tenant_id": tenant.pk,
+                "api_key_id": getattr(api_key, "pk", api_key),
+                "kind": kind,
+                **amounts,
+            },
+        )
+
+
+def usage_summary(*, tenant: Tenant) -> dict:
+    """The tenant's current usage against each of its quotas (selector).
+
+    Requests: this hour's admitted requests per kind, with the window's reset time.
+    `last_24h`: the ledger's totals (requests, tokens, generation time) of the current hour
+    and the 23 before, all keys together. Storage:
+    documents and bytes, read in the tenant's own store. Generations: leases running now.
+    """
+    quota = quota_get(tenant=tenant)
+    window_start, now = _clock()
+    reset = window_start + timedelta(seconds=WINDOW_SECONDS)
+    used = dict(
+        RequestCounter.objects.using(METERING_DB)
+        .filter(tenant_id=tenant.pk, window_start=window_start)
+        .values_list("kind", "count")
+    )
+    requests = {}
+    for kind in KINDS:
+        limit = getattr(quota, f"{kind}_per_hour")
+        count = used.get(kind, 0)
+        requests[kind] = {
+            "used": count,
+            "limit": limit,
+            "remaining": max(0, limit - count),
+            "reset": reset,
+        }
+    since = window_start - timedelta(hours=23)
+    tokens = _ledger_totals(tenant, since)
+    document_model = apps.get_model("rag", "Document")
+    with tenant_context(tenant):
+        stored = document_model.objects.aggregate(
+            documents=Count("pk"), stored_bytes=Coalesce(Sum("size_bytes"), 0)
+        )
+    return {
+        "tenant": tenant.slug,
+        "as_of": now,
+        "requests": requests,
+        "last_24h": tokens,
+        "documents": {"used": stored["documents"], "limit": quota.max_documents},
+        "storage_bytes": {"used": stored["stored_bytes"], "limit": quota.max_storage_bytes},
+        "concurrent_generations": {
+            "running": generations_running(tenant=tenant),
+            "limit": quota.max_concurrent_generations,
+        },
+        "max_tokens_per_response": quota.max_tokens_per_response,
+    }
+
+
+def usage_series(*, tenant: Tenant, hours: int = 168) -> list[dict]:
+    """Ledger rows of the last `hours` hours (the current one included), summed over keys:
+    one dict per hour and kind, oldest first (selector, for charts)."""
+    if hours < 1:
+        raise ValueError("hours must be at least 1.")
+    window_start, _ = _clock()
+    rows = (
+        UsageRecord.objects.using(METERING_DB)
+        .filter(tenant_id=tenant.pk, hour__gte=window_start - timedelta(hours=hours - 1))
+        .values("hour", "kind")
+        .annotate(**{name: Sum(name) for name in LEDGER_COUNTERS})
+        .order_by("hour", "kind")
+    )
+    return list(rows)
+
+
+def _ledger_totals(tenant: Tenant, since: datetime) -> dict[str, int]:
+    records = UsageRecord.objects.using(METERING_DB).filter(tenant_id=tenant.pk, hour__gte=since)
+    return records.aggregate(**{name: Coalesce(Sum(name), 0) for name in LEDGER_COUNTERS})
+
+
+def _clock() -> tuple[datetime, datetime]:
+    """The start of the current window and now, by the database's clock (as admission uses)."""
+    with connections[METERING_DB].cursor() as cursor:
+        cursor.execute("SELECT date_trunc('hour', now(), 'UTC'), now()")
+        return cursor.fetchone()

@@ -1,0 +1,42 @@
+"""`manage.py ask`: the answer service from a terminal, streamed, with citations and usage."""
+
+import io
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+
+from tests.conftest import bearer
+
+
+def test_ask_streams_an_answer_with_sources_usage_and_timings(
+    make_tenant, make_key, upload, wait_done, api, worker
+):
+    tenant = make_tenant("bridge")
+    key = make_key(tenant)
+    text = "# Orchard\n\nThe old orchard grows Bramley apples and two rows of quince trees."
+    document_id = upload(key, text=text, title="Orchard notes").json()["id"]
+    assert wait_done(key, document_id)["status"] == "ready"
+    out = io.StringIO()
+    call_command(
+        "ask", tenant.slug, "Which apples grow in the orchard?", "--max-tokens", "12", stdout=out
+    )
+    output = out.getvalue()
+    answer, _, rest = output.partition("\nSources:\n")
+    assert answer.strip()
+    assert "[1] Orchard notes: The old orchard grows Bramley apples" in rest
+    assert "usage: " in rest and " completion = " in rest
+    assert "timings (ms): embed_ms" in rest and "ttft_ms" in rest
+    # The command's answer is metered like the API's.
+    usage = api.get("/api/v1/usage", **bearer(key)).json()
+    assert "answer" in str(usage)
+
+
+def test_ask_refuses_bad_arguments(make_tenant):
+    tenant = make_tenant("pool")
+    with pytest.raises(CommandError, match="No tenant"):
+        call_command("ask", "no-such-tenant", "why?")
+    with pytest.raises(CommandError, match="--k"):
+        call_command("ask", tenant.slug, "why?", "--k", "0")
+    with pytest.raises(CommandError, match="empty"):
+        call_command("ask", tenant.slug, "   ")

@@ -1,0 +1,79 @@
+"""The generation gate: one generation at a time, a bounded queue, no prompt state shared
+between tenants."""
+
+import threading
+import uuid
+
+import pytest
+
+from rag.generation.gate import GenerationGate, GeneratorBusy
+
+
+def test_waiting_beyond_the_queue_is_refused_at_once():
+    gate = GenerationGate(max_waiting=1, timeout=5)
+    gate.acquire(tenant_id=uuid.uuid4())
+    waiter_in = threading.Event()
+    results = []
+
+    def wait_turn():
+        waiter_in.set()
+        try:
+            gate.acquire(tenant_id=uuid.uuid4())
+            results.append("got it")
+            gate.release()
+        except GeneratorBusy:
+            results.append("busy")
+
+    waiter = threading.Thread(target=wait_turn)
+    waiter.start()
+    waiter_in.wait()
+    while gate.waiting < 1:
+        pass
+    with pytest.raises(GeneratorBusy) as refused:
+        gate.acquire(tenant_id=uuid.uuid4())
+    assert refused.value.retry_after >= 1
+    gate.release()
+    waiter.join(10)
+    assert results == ["got it"]
+
+
+def test_a_wait_that_runs_out_is_refused():
+    gate = GenerationGate(max_waiting=4, timeout=0.2)
+    gate.acquire(tenant_id=uuid.uuid4())
+    with pytest.raises(GeneratorBusy):
+        gate.acquire(tenant_id=uuid.uuid4())
+    gate.release()
+
+
+def test_the_model_state_is_reset_between_tenants_only(monkeypatch):
+    from rag.generation.model import get_model
+
+    llm = get_model().llm
+    resets = []
+    original = llm.reset
+    monkeypatch.setattr(llm, "reset", lambda: (resets.append(1), original())[1])
+    gate = GenerationGate(max_waiting=4, timeout=5)
+    a, b = uuid.uuid4(), uuid.uuid4()
+    for tenant_id in (a, a, b, a):
+        gate.acquire(tenant_id=tenant_id)
+        gate.release()
+    # First use of a, a again (prefix reuse allowed), switch to b, back to a.
+    assert len(resets) == 3
+
+
+def test_a_tenant_switch_forgets_the_previous_prompt():
+    from rag.generation.model import get_model
+
+    model = get_model()
+    gate = GenerationGate(max_waiting=4, timeout=5)
+    tokens = model.tokenize("The secret word of tenant A is heliotrope.", special=False)
+    model.llm.reset()
+    gate.acquire(tenant_id=uuid.uuid4())
+    model.llm.eval(tokens)
+    assert model.llm.n_tokens == len(tokens)
+    gate.release()
+    gate.acquire(tenant_id=uuid.uuid4())
+    try:
+        assert model.llm.n_tokens == 0  # nothing of A's prompt is left to match a prefix
+    finally:
+        gate.release()

@@ -1,0 +1,79 @@
+"""A real gunicorn serving the app on a free loopback port, for tests that need HTTP itself
+(concurrency, streaming, the official OpenAI client)."""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from tests.helpers import service_env
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class WebServer:
+    def __init__(self, log_dir: Path, threads: int = 16):
+        self.log_path = log_dir / "gunicorn.log"
+        self.port = free_port()
+        self.threads = threads
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        log = open(self.log_path, "w")  # noqa: SIM115 - lives with the process
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "-c",
+                str(ROOT / "platform" / "gunicorn.conf.py"),
+                "--bind",
+                f"127.0.0.1:{self.port}",
+                "--threads",
+                str(self.threads),
+                "config.wsgi:application",
+            ],
+            cwd=ROOT,
+            env=service_env(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("gunicorn exited:\n" + self.log())
+            with contextlib.suppress(OSError):
+                urllib.request.urlopen(self.url + "/console/login/", timeout=2)  # noqa: S310
+                return
+            time.sleep(0.3)
+        raise RuntimeError("gunicorn did not answer:\n" + self.log())
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        self.proc = None
+
+    def log(self) -> str:
+        return self.log_path.read_text()
