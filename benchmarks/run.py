@@ -3,6 +3,10 @@
 1. Ingestion throughput end to end (API service -> Celery worker -> ready), compared with
    `model.encode` alone on the very same chunks. Target: ratio >= 0.8.
 2. Search server time without the query embedding, at 100k chunks. Target: p50 < 10 ms.
+3. Answers (benchmarks/answer.py): decode tokens/s against raw llama-cpp-python (>= 0.9) and
+   time to first token for k=5 (p50 < 1.5 s).
+
+`make bench` runs all; `python benchmarks/run.py answer` (or ingestion, search) runs one.
 
 Figures are printed and written to var/bench-results.json.
 """
@@ -239,7 +243,7 @@ def bench_search(total: int = 100_000, queries: int = 60) -> dict:
 
 def main() -> int:
     call_command("migrate", verbosity=0)
-    which = sys.argv[1:] or ["ingestion", "search"]
+    which = sys.argv[1:] or ["ingestion", "search", "answer"]
     report = {}
     if "ingestion" in which:
         report["ingestion"] = bench_ingestion()
@@ -247,6 +251,11 @@ def main() -> int:
     if "search" in which:
         report["search"] = bench_search()
         print("search:", json.dumps(report["search"]), flush=True)
+    if "answer" in which:
+        from benchmarks.answer import bench_answer
+
+        report["answer"] = bench_answer()
+        print("answer:", json.dumps(report["answer"]), flush=True)
     out = ROOT / "var" / "bench-results.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(report, indent=2))

@@ -66,6 +66,17 @@ def test_answer_is_generated_grounded_and_counted_exactly(api, zoo_tenant, searc
     assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"]
     assert body["answer"] == model.llm.detokenize(raw).decode("utf-8", errors="replace")
 
+    # The ledger has the same figures, against the key that asked.
+    from tenants.models import UsageRecord
+
+    [row] = UsageRecord.objects.filter(tenant_id=tenant.pk, kind="answer")
+    assert row.api_key.prefix == key[: len(row.api_key.prefix)] and row.requests == 1
+    assert (row.prompt_tokens, row.completion_tokens) == (
+        usage["prompt_tokens"],
+        usage["completion_tokens"],
+    )
+    assert row.generation_ms > 0 and row.embedding_tokens > 0
+
 
 def _events(response) -> list[tuple[str, dict]]:
     text = b"".join(response.streaming_content).decode()
