@@ -1,6 +1,8 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
+from rag.console.urls import urlpatterns as data_plane_patterns
+
 from . import views
 
 app_name = "console"
@@ -14,4 +16,9 @@ urlpatterns = [
         name="login",
     ),
     path("logout/", auth_views.LogoutView.as_view(next_page="console:login"), name="logout"),
+    # Placeholder names the base template links to; the tenants pages replace them.
+    path("tenants/", views.home, name="tenants"),
+    path("tenants/<slug:slug>/", views.home, name="tenant"),
+    path("tenants/<slug:slug>/keys/", views.home, name="tenant-keys"),
+    *data_plane_patterns,
 ]

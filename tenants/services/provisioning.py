@@ -84,6 +84,10 @@ def _set_status(tenant: Tenant, status: str) -> Tenant:
 def _delete_pool_rows(tenant: Tenant) -> None:
     # Children first; row-level security limits each DELETE to the bound tenant.
     with tenant_context(tenant), connections["default"].cursor() as cursor:
+        # Lock the documents first: a worker still ingesting one either commits its chunks
+        # before this (and they are deleted below) or waits and then finds its document gone.
+        # Without the lock its chunks could land between the two DELETEs and break the FK.
+        cursor.execute("SELECT id FROM rag_document WHERE tenant_id = %s FOR UPDATE", [tenant.id])
         for model in reversed(list(apps.get_app_config("rag").get_models())):
             cursor.execute(
                 sql.SQL("DELETE FROM {} WHERE tenant_id = %s")

@@ -4,6 +4,8 @@ import numpy as np
 import openai
 import pytest
 
+from tests.conftest import MODES
+
 ZOO = (
     "# Lakeside zoo handbook\n\n## Zebras\n\nThe zebras at Lakeside zoo eat fresh meadow hay "
     "twice a day.\n\n## Penguins\n\nThe penguins are fed herring every morning."
@@ -119,10 +121,17 @@ def test_bad_requests_take_openai_shape(client_for, zoo_key):
     assert tokens.value.body["param"] == "input"
 
 
-def test_openai_endpoints_are_tenant_scoped(client_for, zoo_key, make_tenant, make_key):
-    other = make_key(make_tenant("pool"))
-    completion = client_for(other).chat.completions.create(
+@pytest.mark.parametrize("mode", MODES)
+def test_chat_completions_are_tenant_scoped(
+    mode, client_for, make_tenant, make_key, upload, wait_done, worker
+):
+    a_key, b_key = make_key(make_tenant(mode)), make_key(make_tenant(mode))
+    a_doc = upload(a_key, text=ZOO, title="Zoo handbook").json()["id"]
+    b_doc = upload(b_key, text="# Farm\n\nOur goats graze on clover.", title="Farm").json()["id"]
+    assert wait_done(a_key, a_doc)["status"] == "ready"
+    assert wait_done(b_key, b_doc)["status"] == "ready"
+    completion = client_for(b_key).chat.completions.create(
         model="m", messages=[{"role": "user", "content": "What do the zebras eat?"}], max_tokens=8
     )
-    assert completion.model_extra["citations"] == []
-    assert "hay" not in completion.choices[0].message.content
+    assert {c["document_id"] for c in completion.model_extra["citations"]} == {b_doc}
+    assert "meadow hay" not in completion.model_dump_json()

@@ -1,0 +1,1 @@
+"""Console pages for a tenant's data plane: documents, usage, query log, playground."""
