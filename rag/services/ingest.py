@@ -16,6 +16,7 @@ from django.db.models.functions import Now
 
 from tenants.context import data_alias, tenant_context
 from tenants.models import Tenant
+from tenants.services.usage import usage_record
 
 from ..chunking import document_chunk
 from ..embedding import embed_texts
@@ -68,7 +69,24 @@ def document_ingest(*, tenant: Tenant, document_id) -> str:
         )
         if not _progress(tenant, document_id, claim, total=len(drafts), embedded=len(vectors)):
             return "skipped"  # deleted or replaced meanwhile: the newer task takes over
-    return _finish(tenant, document_id, claim, drafts, vectors)
+    status = _finish(tenant, document_id, claim, drafts, vectors)
+    if status == DocumentStatus.READY:
+        _meter(tenant, drafts)
+    return status
+
+
+def _meter(tenant: Tenant, drafts) -> None:
+    """Embedding work goes on the tenant's ledger (the upload request was counted by the API;
+    the worker knows no key). Metering never fails an ingestion."""
+    try:
+        usage_record(
+            tenant=tenant,
+            kind="ingest",
+            requests=0,
+            embedding_tokens=sum(d.token_count + 2 for d in drafts),  # with [CLS] and [SEP]
+        )
+    except Exception:
+        logger.exception("could not record ingestion usage for %s", tenant.slug)
 
 
 def _claim(tenant: Tenant, document_id) -> Claim | None:
