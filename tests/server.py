@@ -35,6 +35,13 @@ class WebServer:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> None:
+        # As `make run` does: gunicorn serves static files from STATIC_ROOT (whitenoise).
+        subprocess.run(
+            [sys.executable, str(ROOT / "manage.py"), "collectstatic", "--no-input", "-v0"],
+            cwd=ROOT,
+            env=service_env(),
+            check=True,
+        )
         log = open(self.log_path, "w")  # noqa: SIM115 - lives with the process
         self.proc = subprocess.Popen(
             [
