@@ -27,7 +27,7 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-PASSWORD = "browser-test-password"  # noqa: S105 - a throwaway user of the test database
+PASSWORD = "browser-test-password"  # a throwaway user of the test database
 
 
 def pytest_collection_modifyitems(config, items):
