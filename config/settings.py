@@ -196,6 +196,8 @@ SEARCH_EXACT_BELOW_CHUNKS = int(os.environ.get("SEARCH_EXACT_BELOW_CHUNKS", "200
 HNSW_EF_SEARCH = int(os.environ.get("HNSW_EF_SEARCH", "100"))
 # Keyword search ranks at most this many matching chunks (bounded time for common words).
 KEYWORD_CANDIDATES = int(os.environ.get("KEYWORD_CANDIDATES", "500"))
+# The query log keeps each question's text (in the tenant's own store); off: only its SHA-256.
+QUERY_LOG_STORE_TEXT = env_bool("QUERY_LOG_STORE_TEXT", True)
 CELERY_BEAT_SCHEDULE = {
     "requeue-stuck-documents": {
         "task": "rag.tasks.requeue_stuck_documents",

@@ -112,3 +112,38 @@ class DocumentSource(TenantOwnedModel):
 
     def __str__(self) -> str:
         return f"source of {self.document_id}"
+
+
+class QueryLog(TenantOwnedModel):
+    """One search or answer: what was asked, how long each stage took, what it used and cited.
+
+    It holds the tenant's questions, so it lives in the tenant's own placement under RLS like
+    its documents. With QUERY_LOG_STORE_TEXT off only the question's SHA-256 is kept.
+    """
+
+    KINDS = [("search", "Search"), ("answer", "Answer")]
+    SOURCES = [("api", "API"), ("console", "Console"), ("cli", "Command"), ("openai", "OpenAI API")]
+    STATUSES = [("ok", "OK"), ("error", "Error")]
+
+    id = models.BigAutoField(primary_key=True)
+    created_at = models.DateTimeField(db_default=Now())
+    kind = models.CharField(max_length=10, choices=KINDS)
+    question = models.TextField(blank=True, default="")
+    question_sha256 = models.CharField(max_length=64)
+    mode = models.CharField(max_length=10, blank=True, default="")
+    k = models.IntegerField(default=0)
+    status = models.CharField(max_length=10, choices=STATUSES, default="ok")
+    timings = models.JSONField(default=dict, blank=True)  # stage -> milliseconds
+    prompt_tokens = models.IntegerField(default=0)
+    completion_tokens = models.IntegerField(default=0)
+    citations = models.JSONField(default=list, blank=True)  # [{"n", "chunk_id", "document_id"}]
+    api_key_prefix = models.CharField(max_length=16, blank=True, default="")
+    source = models.CharField(max_length=10, choices=SOURCES, default="api")
+    cache_hit = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["created_at"], name="querylog_created_at")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.id}"

@@ -1,12 +1,16 @@
-"""Reads of the data plane. Call inside a tenant context (the API view binds it)."""
+"""Reads of the data plane. Those without a `tenant` argument run in the caller's tenant
+context (the API view binds it); those with one bind it themselves."""
 
 from __future__ import annotations
 
 from django.db.models import BooleanField, QuerySet
 from django.db.models.expressions import RawSQL
 
+from tenants.context import tenant_context
+from tenants.models import Tenant
+
 from .filters import compile_filters
-from .models import Document
+from .models import Chunk, Document, QueryLog
 
 
 def document_list(*, status: str | None = None, metadata: dict | None = None) -> QuerySet:
@@ -20,3 +24,23 @@ def document_list(*, status: str | None = None, metadata: dict | None = None) ->
         # compile_filters emits only its own SQL fragments; every value is a bound parameter.
         documents = documents.filter(RawSQL(condition, params, output_field=BooleanField()))  # noqa: S611
     return documents
+
+
+def chunk_get(*, tenant: Tenant, chunk_id: int) -> Chunk | None:
+    """The tenant's chunk with its document, or None (another tenant's id finds nothing)."""
+    with tenant_context(tenant):
+        return (
+            Chunk.objects.select_related("document")
+            .defer("embedding", "search_vector")
+            .filter(pk=chunk_id)
+            .first()
+        )
+
+
+def querylog_list(*, tenant: Tenant, limit: int = 100, kind: str | None = None) -> list[QueryLog]:
+    """The tenant's most recent queries, newest first."""
+    with tenant_context(tenant):
+        logs = QueryLog.objects.all()
+        if kind:
+            logs = logs.filter(kind=kind)
+        return list(logs[:limit])

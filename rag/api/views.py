@@ -20,6 +20,7 @@ from ..filters import FilterError
 from ..models import Document
 from ..selectors import document_list
 from ..services.documents import DocumentRejected, document_delete, document_submit
+from ..services.querylog import querylog_record
 from ..services.search import chunk_search
 from ..tokenizer import count_tokens
 from .serializers import (
@@ -154,6 +155,17 @@ class SearchView(TenantAPIView):
             kind=UsageKind.SEARCH,
             # Keyword search embeds nothing.
             embedding_tokens=count_tokens(query) if mode != "keyword" else 0,
+        )
+        querylog_record(
+            tenant=request.user.tenant,
+            kind="search",
+            question=query,
+            mode=mode,
+            k=params.validated_data["k"],
+            timings=result.timings,
+            citations=result.hits,
+            api_key=request.auth,
+            source="api",
         )
         body = {"results": [hit.__dict__ for hit in result.hits], "timings": result.timings}
         response = Response(SearchResponseSerializer(body).data)

@@ -2,11 +2,28 @@
 
 from django.urls import path
 
-from . import views
+from .views import documents, playground, queries, usage
 
 urlpatterns = [
-    path("playground/", views.playground, name="playground"),
-    path("tenants/<slug:slug>/documents/", views.documents, name="tenant-documents"),
-    path("tenants/<slug:slug>/usage/", views.usage, name="tenant-usage"),
-    path("tenants/<slug:slug>/queries/", views.queries, name="tenant-queries"),
+    path("playground/", playground.playground, name="playground"),
+    path("playground/<slug:slug>/ask/", playground.ask, name="playground-ask"),
+    path("tenants/<slug:slug>/documents/", documents.documents, name="tenant-documents"),
+    path(
+        "tenants/<slug:slug>/documents/upload/",
+        documents.document_upload,
+        name="tenant-document-upload",
+    ),
+    path(
+        "tenants/<slug:slug>/documents/<uuid:document_id>/row/",
+        documents.document_row,
+        name="tenant-document-row",
+    ),
+    path(
+        "tenants/<slug:slug>/documents/<uuid:document_id>/delete/",
+        documents.document_remove,
+        name="tenant-document-delete",
+    ),
+    path("tenants/<slug:slug>/usage/", usage.usage, name="tenant-usage"),
+    path("tenants/<slug:slug>/queries/", queries.queries, name="tenant-queries"),
+    path("tenants/<slug:slug>/chunks/<int:chunk_id>/", queries.chunk, name="tenant-chunk"),
 ]

@@ -29,6 +29,7 @@ from ..generation.gate import get_gate
 from ..generation.model import LoadedModel, get_model
 from ..generation.prompt import Prompt, Turn, prompt_build
 from ..tokenizer import count_tokens
+from .querylog import querylog_record
 from .search import chunk_search
 
 logger = logging.getLogger(__name__)
@@ -60,6 +61,9 @@ class AnswerSession:
         search_timings: dict,
         question_tokens: int,
         started: float,
+        question: str = "",
+        k: int = 0,
+        source: str = "api",
     ):
         self.tenant = tenant
         self.api_key = api_key
@@ -69,6 +73,8 @@ class AnswerSession:
         self.search_timings = search_timings
         self.question_tokens = question_tokens
         self.started = started
+        self.question, self.k = question, k
+        self.source = source  # for the query log: "api", "openai", "cli" or "console"
         self.stats = DecodeStats(prompt_tokens=0)
         self.answer = ""
         self._resources = ExitStack()
@@ -142,7 +148,8 @@ class AnswerSession:
         self._resources.close()
         if not self._started:  # refused before generating: nothing was used
             return
-        if self.stats.finished_at is None:
+        finished = self.stats.finished_at is not None  # not: failed, or the client went away
+        if not finished:
             self.stats.finished_at = time.perf_counter()
         try:
             usage_record(
@@ -156,6 +163,20 @@ class AnswerSession:
             )
         except Exception:  # metering must never lose the user's answer
             logger.exception("could not record answer usage for %s", self.tenant.slug)
+        querylog_record(  # never raises
+            tenant=self.tenant,
+            kind="answer",
+            question=self.question,
+            mode="hybrid",
+            k=self.k,
+            timings=self.timings(),
+            prompt_tokens=self.stats.prompt_tokens,
+            completion_tokens=self.stats.completion_tokens,
+            citations=self.citations,
+            api_key=self.api_key,
+            source=self.source,
+            status="ok" if finished else "error",
+        )
 
     def usage(self) -> dict:
         prompt, completion = self.stats.prompt_tokens, self.stats.completion_tokens
@@ -207,6 +228,7 @@ def answer_prepare(
     history: list[Turn] | None = None,
     instructions: str = "",
     api_key: ApiKey | None = None,
+    source: str = "api",
 ) -> AnswerSession:
     """Retrieve (hybrid, in the tenant context) and build the prompt. Raises FilterError.
 
@@ -244,4 +266,7 @@ def answer_prepare(
         search_timings=found.timings,
         question_tokens=count_tokens(question),
         started=started,
+        question=question,
+        k=k,
+        source=source,
     )

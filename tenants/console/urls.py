@@ -16,9 +16,19 @@ urlpatterns = [
         name="login",
     ),
     path("logout/", auth_views.LogoutView.as_view(next_page="console:login"), name="logout"),
-    # Placeholder names the base template links to; the tenants pages replace them.
-    path("tenants/", views.home, name="tenants"),
-    path("tenants/<slug:slug>/", views.home, name="tenant"),
-    path("tenants/<slug:slug>/keys/", views.home, name="tenant-keys"),
+    path("tenants/", views.tenant_list, name="tenants"),
+    # Not under tenants/: any slug (even "new") must stay a tenant's page.
+    path("new-tenant/", views.tenant_new, name="tenant-new"),
+    path("tenants/<slug:slug>/", views.tenant_detail, name="tenant"),
+    path("tenants/<slug:slug>/quotas/", views.tenant_quotas, name="tenant-quotas"),
+    path("tenants/<slug:slug>/suspend/", views.tenant_suspend, name="tenant-suspend"),
+    path("tenants/<slug:slug>/resume/", views.tenant_resume, name="tenant-resume"),
+    path("tenants/<slug:slug>/delete/", views.tenant_delete, name="tenant-delete"),
+    path("tenants/<slug:slug>/keys/", views.tenant_keys, name="tenant-keys"),
+    path(
+        "tenants/<slug:slug>/keys/<uuid:key_id>/revoke/",
+        views.tenant_key_revoke,
+        name="tenant-key-revoke",
+    ),
     *data_plane_patterns,
 ]

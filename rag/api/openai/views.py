@@ -124,6 +124,7 @@ class ChatCompletionsView(OpenAIView):
             instructions="\n".join(
                 m["content"] for m in messages if m["role"] in ("system", "developer")
             ),
+            source="openai",
         )
         completion_id = f"chatcmpl-{uuid.uuid4().hex}"
         created = int(time.time())

@@ -34,6 +34,7 @@ class Command(BaseCommand):
                 k=k,
                 max_tokens=max_tokens,
                 temperature=temperature,
+                source="cli",
             ).start()
         except (FilterError, QuotaExceeded, GeneratorBusy) as exc:
             raise CommandError(str(exc)) from exc

@@ -1,0 +1,86 @@
+"""The playground: ask a tenant's documents a question and watch the answer stream in.
+
+The answer comes from `answer_prepare(...).start()`, as for the API, streamed with the API's
+Server-Sent Events (`delta` events, then `done` with citations, usage and timings). Console
+requests take no hourly quota, but the session records usage and the query log (source
+"console") like any other answer. Refusals are problem+json bodies the page's script shows.
+"""
+
+from __future__ import annotations
+
+from django.contrib.admin.views.decorators import staff_member_required
+from django.http import JsonResponse
+from django.shortcuts import get_object_or_404, render
+from django.views.decorators.http import require_POST, require_safe
+
+from tenants.api.problems import PROBLEM_CONTENT_TYPE, problem_body
+from tenants.models import Tenant
+from tenants.services.quotas import QuotaExceeded
+
+from ...api.sse import EventStream, sse_event, sse_response
+from ...filters import FilterError
+from ...generation.gate import GeneratorBusy
+from ...services.answer import answer_prepare
+from ..forms import AskForm, PlaygroundForm
+
+
+@staff_member_required(login_url="console:login")
+@require_safe
+def playground(request):
+    form = PlaygroundForm(initial={"tenant": request.GET.get("tenant") or None})
+    has_tenants = form.fields["tenant"].queryset.exists()
+    context = {"form": form, "nav": "playground", "has_tenants": has_tenants}
+    return render(request, "console/rag/playground.html", context)
+
+
+@staff_member_required(login_url="console:login")
+@require_POST
+def ask(request, slug):
+    tenant = get_object_or_404(Tenant, slug=slug)
+    if not tenant.is_active:
+        return _problem(409, "tenant_not_active", f"The tenant is {tenant.status}.")
+    form = AskForm(request.POST)
+    if not form.is_valid():
+        errors = {name: [str(e) for e in errs] for name, errs in form.errors.items()}
+        return _problem(422, "invalid_request", "Check the highlighted fields.", errors=errors)
+    try:
+        session = answer_prepare(
+            tenant=tenant,
+            question=form.cleaned_data["question"],
+            k=form.cleaned_data["k"],
+            max_tokens=form.cleaned_data["max_tokens"],
+            source="console",
+        )
+    except FilterError as exc:
+        return _problem(422, "invalid_filter", str(exc))
+    try:
+        session.start()
+    except QuotaExceeded as exc:
+        session.close()
+        return _problem(exc.status, exc.code, exc.detail, headers=exc.headers)
+    except GeneratorBusy as exc:
+        session.close()
+        headers = {"Retry-After": str(exc.retry_after)}
+        return _problem(503, "generator_busy", str(exc), headers=headers)
+
+    def events():
+        for delta in session.deltas():
+            yield sse_event({"text": delta}, event="delta")
+        yield sse_event(session.result(), event="done")
+
+    def on_error(exc: Exception) -> bytes:
+        body = problem_body(500, "generation_failed", "Generation failed; try again.")
+        return sse_event(body, event="error")
+
+    return sse_response(EventStream(events, close=session.close, on_error=on_error))
+
+
+def _problem(status: int, code: str, detail: str, headers=None, **extra) -> JsonResponse:
+    response = JsonResponse(
+        problem_body(status, code, detail, **extra),
+        status=status,
+        content_type=PROBLEM_CONTENT_TYPE,
+    )
+    for name, value in (headers or {}).items():
+        response[name] = value
+    return response

@@ -1,0 +1,134 @@
+"""The console's overview: tenants by mode and status, the data planes' totals, the last 24
+hours of requests and tokens, and recent failed ingestions."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+
+from django.contrib.admin.views.decorators import staff_member_required
+from django.db import DatabaseError, connections
+from django.db.models import Count, F, Sum
+from django.shortcuts import render
+
+from rag.models import Chunk, Document, DocumentStatus
+
+from ...context import tenant_context
+from ...models import IsolationMode, Tenant, TenantStatus, UsageRecord
+from ...services.quotas import METERING_DB
+
+logger = logging.getLogger(__name__)
+
+FAILED_INGESTIONS_SHOWN = 10
+
+
+@staff_member_required(login_url="console:login")
+def home(request):
+    hourly = usage_hourly_totals(hours=24)
+    chart = {
+        "labels": [f"{row['hour']:%H}:00" for row in hourly],
+        "requests": [row["requests"] for row in hourly],
+        "tokens": [row["tokens"] for row in hourly],
+    }
+    context = {
+        "nav": "overview",
+        "counts": tenant_counts(),
+        "dataplane": dataplane_totals(failed_limit=FAILED_INGESTIONS_SHOWN),
+        "hourly": hourly,
+        "chart": chart,
+        "requests_24h": sum(chart["requests"]),
+        "tokens_24h": sum(chart["tokens"]),
+    }
+    return render(request, "console/home.html", context)
+
+
+# --- Selectors -------------------------------------------------------------------------------
+
+
+def tenant_counts() -> dict:
+    """Tenants per isolation mode and status, as table rows (modes) of cells (statuses)."""
+    found = {
+        (mode, status): n
+        for mode, status, n in Tenant.objects.order_by()
+        .values_list("isolation_mode", "status")
+        .annotate(n=Count("id"))
+    }
+    statuses = TenantStatus.choices
+    rows = []
+    for mode, label in IsolationMode.choices:
+        cells = [found.get((mode, status), 0) for status, _ in statuses]
+        rows.append({"mode": mode, "label": label, "cells": cells, "total": sum(cells)})
+    return {
+        "statuses": [label for _, label in statuses],
+        "rows": rows,
+        "status_totals": [sum(row["cells"][i] for row in rows) for i in range(len(statuses))],
+        "total": sum(row["total"] for row in rows),
+    }
+
+
+def dataplane_totals(*, failed_limit: int) -> dict:
+    """Documents and chunks of every tenant, and the most recent failed ingestions across them.
+
+    Each tenant is read inside its own tenant context (its pool rows, schema or database); a
+    tenant whose store cannot be reached is listed rather than failing the page.
+    """
+    documents = chunks = 0
+    failed: list[dict] = []
+    unreachable: list[Tenant] = []
+    for tenant in Tenant.objects.exclude(status=TenantStatus.PROVISIONING):
+        try:
+            with tenant_context(tenant):
+                documents += Document.objects.count()
+                chunks += Chunk.objects.count()
+                recent = (
+                    Document.objects.filter(status=DocumentStatus.FAILED)
+                    .order_by("-updated_at")
+                    .values("id", "title", "error", "updated_at")[:failed_limit]
+                )
+                failed.extend({"tenant": tenant, **row} for row in recent)
+        except DatabaseError:
+            logger.warning("Overview: the data plane of %s is unreachable", tenant, exc_info=True)
+            unreachable.append(tenant)
+    failed.sort(key=lambda row: row["updated_at"], reverse=True)
+    return {
+        "documents": documents,
+        "chunks": chunks,
+        "failed": failed[:failed_limit],
+        "unreachable": unreachable,
+    }
+
+
+def usage_hourly_totals(*, hours: int) -> list[dict]:
+    """Requests and tokens (prompt, completion and embedding) of all tenants per hour, for the
+    last `hours` hours including the current one, oldest first; hours without usage are 0.
+
+    Reads the usage ledger (a control-plane table) on the metering connection, by the
+    database's clock, as tenants.services.usage does.
+    """
+    current = _current_hour()
+    since = current - timedelta(hours=hours - 1)
+    rows = (
+        UsageRecord.objects.using(METERING_DB)
+        .filter(hour__gte=since)
+        .order_by()
+        .values("hour")
+        .annotate(
+            requests=Sum("requests"),
+            tokens=Sum(F("prompt_tokens") + F("completion_tokens") + F("embedding_tokens")),
+        )
+    )
+    by_hour = {row["hour"]: row for row in rows}
+    series = []
+    for i in range(hours):
+        hour = since + timedelta(hours=i)
+        row = by_hour.get(hour, {})
+        series.append(
+            {"hour": hour, "requests": row.get("requests") or 0, "tokens": row.get("tokens") or 0}
+        )
+    return series
+
+
+def _current_hour() -> datetime:
+    with connections[METERING_DB].cursor() as cursor:
+        cursor.execute("SELECT date_trunc('hour', now(), 'UTC')")
+        return cursor.fetchone()[0]
