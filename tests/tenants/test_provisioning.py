@@ -92,6 +92,7 @@ def test_bridge_schema_holds_its_own_tables_with_rls(make_tenant):
         ("rag_chunk", True, True),
         ("rag_document", True, True),
         ("rag_documentsource", True, True),
+        ("rag_querylog", True, True),
     ]
 
 
