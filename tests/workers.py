@@ -23,8 +23,9 @@ WORKER_SETTINGS = {
 
 
 class Worker:
-    def __init__(self, log_dir: Path):
+    def __init__(self, log_dir: Path, settings: dict[str, str] | None = None):
         self.log_dir = log_dir
+        self.settings = WORKER_SETTINGS if settings is None else settings
         self.proc: subprocess.Popen | None = None
         self.starts = 0
 
@@ -51,7 +52,7 @@ class Worker:
                 str(self.log_dir / "beat-schedule"),
             ],
             cwd=ROOT,
-            env=service_env(**WORKER_SETTINGS),
+            env=service_env(**self.settings),
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
