@@ -193,9 +193,11 @@ INGEST_SWEEP_INTERVAL_SECONDS = int(os.environ.get("INGEST_SWEEP_INTERVAL_SECOND
 # Tenants with fewer chunks than this are searched exactly (a sequential scan of their rows is
 # faster than an index walk that filters out every other tenant's rows).
 SEARCH_EXACT_BELOW_CHUNKS = int(os.environ.get("SEARCH_EXACT_BELOW_CHUNKS", "20000"))
-HNSW_EF_SEARCH = int(os.environ.get("HNSW_EF_SEARCH", "100"))
+# HNSW candidate list; never below the number of rows a query asks for. Iterative scans keep
+# walking when row-level security or a filter drops candidates, so a small list is enough.
+HNSW_EF_SEARCH = int(os.environ.get("HNSW_EF_SEARCH", "40"))
 # Keyword search ranks at most this many matching chunks (bounded time for common words).
-KEYWORD_CANDIDATES = int(os.environ.get("KEYWORD_CANDIDATES", "500"))
+KEYWORD_CANDIDATES = int(os.environ.get("KEYWORD_CANDIDATES", "200"))
 # The query log keeps each question's text (in the tenant's own store); off: only its SHA-256.
 QUERY_LOG_STORE_TEXT = env_bool("QUERY_LOG_STORE_TEXT", True)
 CELERY_BEAT_SCHEDULE = {

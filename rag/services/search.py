@@ -60,7 +60,8 @@ def chunk_search(
         params.append([str(d) for d in document_ids])
     vector = embed_query(query) if mode in ("hybrid", "vector") else None
     embedded = time.perf_counter()
-    pool = max(k * 4, 40) if mode == "hybrid" else k
+    # Each side of hybrid search ranks twice k candidates (at least 20) for the fusion.
+    pool = max(k * 2, 20) if mode == "hybrid" else k
     with tenant_context(tenant), connections[data_alias()].cursor() as cursor:
         ranked: list[list[tuple[int, float]]] = []
         if vector is not None:
@@ -84,16 +85,20 @@ def _where(clauses: list[str]) -> str:
 
 def _vector_ids(cursor, vector, limit: int, clauses, params) -> list[tuple[int, float]]:
     literal = "[" + ",".join(f"{x:.7g}" for x in vector) + "]"
-    cursor.execute("SELECT coalesce(sum(chunks_total), 0) FROM rag_document WHERE status = 'ready'")
+    # One round trip: the tenant's size, and the index settings for this transaction (used only
+    # when the HNSW index is). The candidate list has room for rows that row-level security or
+    # a filter drops, so the iterative scan rarely needs a second pass.
+    cursor.execute(
+        "SELECT coalesce(sum(chunks_total), 0), "
+        "set_config('hnsw.iterative_scan', 'relaxed_order', true), "
+        "set_config('hnsw.ef_search', %s, true) "
+        "FROM rag_document WHERE status = 'ready'",
+        [str(max(settings.HNSW_EF_SEARCH, 2 * limit))],
+    )
     exact = cursor.fetchone()[0] < settings.SEARCH_EXACT_BELOW_CHUNKS
-    if exact:
-        # `+ 0` hides the expression from the HNSW index: the planner takes the tenant's rows
-        # (tenant_id index) and sorts them: exact, and fast for a small tenant.
-        order = "(c.embedding <=> %s::vector) + 0"
-    else:
-        order = "c.embedding <=> %s::vector"
-        cursor.execute("SET LOCAL hnsw.iterative_scan = 'relaxed_order'")
-        cursor.execute(f"SET LOCAL hnsw.ef_search = {max(settings.HNSW_EF_SEARCH, limit)}")
+    # `+ 0` hides the expression from the HNSW index: the planner then takes the tenant's rows
+    # (tenant_id index) and sorts them: exact, and fast for a small tenant.
+    order = "(c.embedding <=> %s::vector) + 0" if exact else "c.embedding <=> %s::vector"
     sql = (
         "WITH nearest AS MATERIALIZED ("  # noqa: S608 - clauses are compiled, values bound
         f"SELECT c.id, c.embedding <=> %s::vector AS distance FROM rag_chunk c "
@@ -111,12 +116,19 @@ def _keyword_ids(cursor, query: str, limit: int, clauses, params) -> list[tuple[
     common words can match most of a large tenant, hence the cap on the candidates ranked
     (the vector side of hybrid search still sees every chunk).
     """
+    # The candidates come from an index (GIN for rare words, the tenant_id index for common
+    # ones), never a sequential scan: chunk rows are wide (text, vector), and a sequential scan
+    # reads other tenants' pages in pool mode before it finds enough of this tenant's matches.
+    cursor.execute("SELECT set_config('enable_seqscan', 'off', true)")
     every = _ranked(cursor, "plainto_tsquery('english', %s)", query, limit, clauses, params)
-    if len(every) >= limit:
-        return every
-    any_word = "replace(plainto_tsquery('english', %s)::text, ' & ', ' | ')::tsquery"
+    if len(every) < limit:
+        any_word = "replace(plainto_tsquery('english', %s)::text, ' & ', ' | ')::tsquery"
+        more = _ranked(cursor, any_word, query, limit, clauses, params)
+    else:
+        more = []
+    # (On an error the transaction ends, and this SET LOCAL with it.)
+    cursor.execute("SELECT set_config('enable_seqscan', 'on', true)")
     seen = {chunk_id for chunk_id, _ in every}
-    more = _ranked(cursor, any_word, query, limit, clauses, params)
     extra = [(chunk_id, rank) for chunk_id, rank in more if chunk_id not in seen]
     return every + extra[: limit - len(every)]
 
