@@ -23,6 +23,26 @@ class DocumentStatus(models.TextChoices):
     FAILED = "failed", "Failed"
 
 
+class CorpusVersion(TenantOwnedModel):
+    """A counter that a trigger on rag_document bumps whenever a tenant's documents change
+    (migration 0005). Cached answers are keyed on it, so any change, by any path, invalidates
+    the tenant's cached answers: PostgreSQL keeps the cache honest, not each caller.
+
+    Defined before Document on purpose: deleting a pool tenant's rows goes through the models
+    in reverse, so this row goes after the documents whose deletion would bump it again.
+    """
+
+    version = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["tenant_id"], name="corpus_version_one_per_tenant")
+        ]
+
+    def __str__(self) -> str:
+        return f"corpus version {self.version}"
+
+
 class Document(TenantOwnedModel):
     """A tenant's uploaded document. Its text is split into Chunks by the ingestion pipeline.
 
@@ -147,3 +167,45 @@ class QueryLog(TenantOwnedModel):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.id}"
+
+
+class AnswerCacheEntry(TenantOwnedModel):
+    """A deterministic answer (temperature 0), keyed by a hash of everything that decides it:
+    normalised question, k, filter, documents, max tokens, model and the corpus version.
+
+    It lives in the tenant's own placement under RLS, so no other tenant can ever read it.
+    """
+
+    key = models.CharField(max_length=64)
+    corpus_version = models.BigIntegerField()
+    response = models.JSONField()
+    created_at = models.DateTimeField(db_default=Now())
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["tenant_id", "key"], name="answer_cache_unique_key")
+        ]
+
+    def __str__(self) -> str:
+        return f"answer {self.key[:12]}"
+
+
+class EmbeddingCacheEntry(TenantOwnedModel):
+    """A text's embedding, keyed by (model, SHA-256 of the text), so a repeated query or a
+    re-ingested chunk skips the model. Per tenant (under RLS): sharing vectors across tenants
+    would let one tenant learn by timing that another embedded the same text."""
+
+    model = models.CharField(max_length=200)
+    text_sha256 = models.CharField(max_length=64)
+    embedding = VectorField(dimensions=EMBEDDING_DIMENSIONS)
+    last_used_at = models.DateTimeField(db_default=Now())
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant_id", "model", "text_sha256"], name="embedding_cache_unique_text"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.model}:{self.text_sha256[:12]}"

@@ -1,0 +1,1 @@
+"""Observability: health checks, Prometheus metrics, OpenTelemetry traces (work in progress)."""
