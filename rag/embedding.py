@@ -13,11 +13,18 @@ import threading
 import numpy as np
 from django.conf import settings
 
-from .tokenizer import embedding_model_path
+from .tokenizer import MODEL_PATH_VARIABLE, embedding_model_path
 
 MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
 _lock = threading.Lock()
 _model = None
+
+
+def model_id() -> str:
+    """Names the embedding model in cache keys: the packaged model's id, or the folder of a
+    configured one (a different model must never reuse another's vectors)."""
+    configured = os.environ.get(MODEL_PATH_VARIABLE, "")
+    return f"path:{configured}" if configured else MODEL_ID
 
 
 def get_model():

@@ -29,6 +29,9 @@ class AnswerRequestSerializer(serializers.Serializer):
     max_tokens = serializers.IntegerField(min_value=1, required=False)
     temperature = serializers.FloatField(min_value=0.0, max_value=2.0, required=False)
     stream = serializers.BooleanField(default=False)
+    cache = serializers.BooleanField(
+        default=True, help_text="Serve a deterministic (temperature 0) answer from the cache."
+    )
 
 
 class CitationSerializer(serializers.Serializer):
@@ -47,6 +50,7 @@ class AnswerResponseSerializer(serializers.Serializer):
     model = serializers.CharField()
     finish_reason = serializers.CharField()
     max_tokens = serializers.IntegerField()
+    cached = serializers.BooleanField()
 
 
 def start_answer(request, params: dict, **extra) -> AnswerSession:
@@ -62,6 +66,7 @@ def start_answer(request, params: dict, **extra) -> AnswerSession:
             document_ids=params.get("document_ids"),
             max_tokens=params.get("max_tokens"),
             temperature=params.get("temperature"),
+            use_cache=params.get("cache", True),
             **extra,
         )
     except FilterError as exc:

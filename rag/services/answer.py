@@ -20,15 +20,17 @@ from dataclasses import dataclass
 
 from django.conf import settings
 
+from observability.genai import observe_answer, stage
 from tenants.models import ApiKey, Tenant
 from tenants.services.quotas import generation_slot, quota_max_tokens
 from tenants.services.usage import usage_record
 
 from ..generation.decode import DecodeStats, decode_stream
 from ..generation.gate import get_gate
-from ..generation.model import LoadedModel, get_model
-from ..generation.prompt import Prompt, Turn, prompt_build
+from ..generation.model import LoadedModel, get_model, model_name
+from ..generation.prompt import Prompt, PromptSource, Turn, prompt_build
 from ..tokenizer import count_tokens
+from .cache import answer_cache_lookup, answer_cache_put, normalise_question
 from .querylog import querylog_record
 from .search import chunk_search
 
@@ -55,7 +57,7 @@ class AnswerSession:
         *,
         tenant: Tenant,
         api_key: ApiKey | None,
-        model: LoadedModel,
+        model: LoadedModel | None,
         prompt: Prompt,
         temperature: float,
         search_timings: dict,
@@ -64,6 +66,9 @@ class AnswerSession:
         question: str = "",
         k: int = 0,
         source: str = "api",
+        cached: dict | None = None,
+        cache_key: str | None = None,
+        corpus_version: int = 0,
     ):
         self.tenant = tenant
         self.api_key = api_key
@@ -75,6 +80,8 @@ class AnswerSession:
         self.started = started
         self.question, self.k = question, k
         self.source = source  # for the query log: "api", "openai", "cli" or "console"
+        # A cache hit replays `cached`; a fresh deterministic answer is stored under cache_key.
+        self.cached, self.cache_key, self.corpus_version = cached, cache_key, corpus_version
         self.stats = DecodeStats(prompt_tokens=0)
         self.answer = ""
         self._resources = ExitStack()
@@ -91,12 +98,13 @@ class AnswerSession:
 
     @property
     def model_name(self) -> str:
-        return self.model.name
+        return self.cached["model"] if self.cached else self.model.name
 
     def start(self) -> AnswerSession:
         """Take the tenant's generation slot and this process's gate, or raise (QuotaExceeded,
-        GeneratorBusy) with nothing held. Without sources the model is not needed."""
-        if not self.prompt.sources:
+        GeneratorBusy) with nothing held. Without sources, or from the cache, the model is not
+        needed."""
+        if not self.prompt.sources or self.cached:
             self._started = True
             return self
         try:
@@ -114,6 +122,9 @@ class AnswerSession:
     def deltas(self) -> Iterator[str]:
         """Text deltas of the answer; the whole answer accumulates in `self.answer`."""
         try:
+            if self.cached:
+                yield from self._replay()
+                return
             if not self.prompt.sources:
                 self.answer = NO_SOURCES_ANSWER
                 self.stats.finish_reason = "stop"
@@ -122,17 +133,36 @@ class AnswerSession:
                 return
             if self._gate_at is None:
                 raise RuntimeError("start() the session before reading it")
-            for delta in decode_stream(
-                model=self.model,
-                tokens=self.prompt.tokens,
-                max_tokens=self.prompt.max_tokens,
-                temperature=self.temperature,
-                stats=self.stats,
+            with stage(
+                "generate",
+                **{
+                    "gen_ai.operation.name": "chat",
+                    "gen_ai.request.model": self.model.name,
+                    "gen_ai.request.max_tokens": self.prompt.max_tokens,
+                    "gen_ai.request.temperature": self.temperature,
+                    "tenantry.tenant": self.tenant.slug,
+                },
             ):
-                self.answer += delta
-                yield delta
+                for delta in decode_stream(
+                    model=self.model,
+                    tokens=self.prompt.tokens,
+                    max_tokens=self.prompt.max_tokens,
+                    temperature=self.temperature,
+                    stats=self.stats,
+                ):
+                    self.answer += delta
+                    yield delta
         finally:
             self.close()
+
+    def _replay(self) -> Iterator[str]:
+        """A cached answer: the same text, citations and usage, at once."""
+        self.answer = self.cached["answer"]
+        self.stats.finish_reason = self.cached["finish_reason"]
+        self.stats.prompt_tokens = self.cached["usage"]["prompt_tokens"]
+        self.stats.completion_tokens = self.cached["usage"]["completion_tokens"]
+        self.stats.first_token_at = self.stats.finished_at = time.perf_counter()
+        yield self.answer
 
     def run(self) -> AnswerSession:
         """Generate the whole answer (the non-streaming form)."""
@@ -151,15 +181,18 @@ class AnswerSession:
         finished = self.stats.finished_at is not None  # not: failed, or the client went away
         if not finished:
             self.stats.finished_at = time.perf_counter()
+        hit = self.cached is not None
+        timings = self.timings()
         try:
+            # A cache hit used no model: it counts as a request, not as tokens.
             usage_record(
                 tenant=self.tenant,
                 api_key=self.api_key,
                 kind="answer",
-                prompt_tokens=self.stats.prompt_tokens,
-                completion_tokens=self.stats.completion_tokens,
-                embedding_tokens=self.question_tokens,
-                generation_ms=round(self.timings()["generate_ms"]),
+                prompt_tokens=0 if hit else self.stats.prompt_tokens,
+                completion_tokens=0 if hit else self.stats.completion_tokens,
+                embedding_tokens=0 if hit else self.question_tokens,
+                generation_ms=round(timings["generate_ms"]),
             )
         except Exception:  # metering must never lose the user's answer
             logger.exception("could not record answer usage for %s", self.tenant.slug)
@@ -169,14 +202,32 @@ class AnswerSession:
             question=self.question,
             mode="hybrid",
             k=self.k,
-            timings=self.timings(),
+            timings=timings,
             prompt_tokens=self.stats.prompt_tokens,
             completion_tokens=self.stats.completion_tokens,
             citations=self.citations,
             api_key=self.api_key,
             source=self.source,
             status="ok" if finished else "error",
+            cache_hit=hit,
         )
+        observe_answer(
+            tenant=self.tenant,
+            model=self.model_name,
+            source=self.source,
+            prompt_tokens=0 if hit else self.stats.prompt_tokens,
+            completion_tokens=0 if hit else self.stats.completion_tokens,
+            timings=timings,
+            status="ok" if finished else "error",
+            cache_hit=hit,
+        )
+        if finished and not hit and self.cache_key and self.prompt.sources:
+            answer_cache_put(
+                tenant=self.tenant,
+                key=self.cache_key,
+                version=self.corpus_version,
+                response={k: v for k, v in self.result().items() if k not in ("timings", "cached")},
+            )
 
     def usage(self) -> dict:
         prompt, completion = self.stats.prompt_tokens, self.stats.completion_tokens
@@ -213,6 +264,7 @@ class AnswerSession:
             "model": self.model_name,
             "finish_reason": self.stats.finish_reason,
             "max_tokens": self.prompt.max_tokens,
+            "cached": self.cached is not None,
         }
 
 
@@ -229,15 +281,57 @@ def answer_prepare(
     instructions: str = "",
     api_key: ApiKey | None = None,
     source: str = "api",
+    use_cache: bool = True,
 ) -> AnswerSession:
     """Retrieve (hybrid, in the tenant context) and build the prompt. Raises FilterError.
 
     `max_tokens` above the tenant's cap is clamped to the cap (the response says the value
     used); the default is ANSWER_DEFAULT_MAX_TOKENS, also under the cap.
+
+    A deterministic request (temperature 0) is looked up in the tenant's answer cache first,
+    keyed on everything that decides the answer and on the tenant's corpus version; a hit
+    skips retrieval and the model, and its response says `"cached": true`. `use_cache=False`
+    always generates (and does not store).
     """
     started = time.perf_counter()
     cap = quota_max_tokens(tenant=tenant)
-    wanted = max_tokens if max_tokens is not None else settings.ANSWER_DEFAULT_MAX_TOKENS
+    wanted = max(1, min(cap, max_tokens or settings.ANSWER_DEFAULT_MAX_TOKENS))
+    temperature = settings.ANSWER_DEFAULT_TEMPERATURE if temperature is None else float(temperature)
+    common = {
+        "tenant": tenant,
+        "api_key": api_key,
+        "temperature": temperature,
+        "question_tokens": count_tokens(question),
+        "started": started,
+        "question": question,
+        "k": k,
+        "source": source,
+    }
+    cache_key, version = None, 0
+    if use_cache and temperature == 0:  # deterministic: the same inputs, the same answer
+        cache_key, version, cached = answer_cache_lookup(
+            tenant=tenant,
+            question=normalise_question(question),
+            k=k,
+            filters=filters or {},
+            document_ids=sorted(str(d) for d in document_ids or []),
+            max_tokens=wanted,
+            model=model_name(),
+            history=[(t.role, t.content) for t in history or []],
+            instructions=instructions.strip(),
+            context_tokens=settings.ANSWER_CONTEXT_TOKENS,
+            n_ctx=settings.LLM_CONTEXT_SIZE,
+            repeat_penalty=settings.LLM_REPEAT_PENALTY,
+        )
+        if cached is not None:
+            sources = [
+                PromptSource(c["n"], c["chunk_id"], c["document_id"], c["title"], c["snippet"])
+                for c in cached["citations"]
+            ]
+            prompt = Prompt(tokens=[], sources=sources, max_tokens=cached["max_tokens"])
+            return AnswerSession(
+                model=None, prompt=prompt, search_timings={}, cached=cached, **common
+            )
     found = chunk_search(
         tenant=tenant,
         query=question,
@@ -245,28 +339,23 @@ def answer_prepare(
         mode="hybrid",
         filters=filters,
         document_ids=document_ids,
+        observe=False,
     )
     model = get_model()
-    prompt = prompt_build(
-        model=model,
-        question=question,
-        hits=found.hits,
-        max_tokens=max(1, min(wanted, cap)),
-        history=history,
-        instructions=instructions,
-    )
+    with stage("prompt", **{"tenantry.tenant": tenant.slug, "tenantry.sources": len(found.hits)}):
+        prompt = prompt_build(
+            model=model,
+            question=question,
+            hits=found.hits,
+            max_tokens=wanted,
+            history=history,
+            instructions=instructions,
+        )
     return AnswerSession(
-        tenant=tenant,
-        api_key=api_key,
         model=model,
         prompt=prompt,
-        temperature=(
-            settings.ANSWER_DEFAULT_TEMPERATURE if temperature is None else float(temperature)
-        ),
         search_timings=found.timings,
-        question_tokens=count_tokens(question),
-        started=started,
-        question=question,
-        k=k,
-        source=source,
+        cache_key=cache_key,
+        corpus_version=version,
+        **common,
     )

@@ -14,14 +14,15 @@ from django.conf import settings
 from django.db.models import F
 from django.db.models.functions import Now
 
+from observability.genai import observe_chunks_embedded, stage
 from tenants.context import data_alias, tenant_context
 from tenants.models import Tenant
 from tenants.services.usage import usage_record
 
 from ..chunking import document_chunk
-from ..embedding import embed_texts
 from ..models import Document, DocumentSource, DocumentStatus
 from ..parsing import ParseError, document_parse
+from .cache import embeddings_cached
 from .chunk_store import chunks_replace
 from .documents import title_from_filename
 
@@ -64,14 +65,22 @@ def document_ingest(*, tenant: Tenant, document_id) -> str:
     vectors = []
     batch = settings.EMBEDDING_BATCH_SIZE
     for start in range(0, len(drafts), batch):
-        vectors.extend(
-            embed_texts([d.text for d in drafts[start : start + batch]], batch_size=batch)
-        )
+        # Chunks this tenant has embedded before (a re-upload, a replaced document's unchanged
+        # sections) come from its embedding cache; only the rest go to the model.
+        with stage("embed", **{"tenantry.tenant": tenant.slug, "tenantry.chunks": batch}):
+            vectors.extend(
+                embeddings_cached(
+                    tenant=tenant,
+                    texts=[d.text for d in drafts[start : start + batch]],
+                    purpose="ingest",
+                )
+            )
         if not _progress(tenant, document_id, claim, total=len(drafts), embedded=len(vectors)):
             return "skipped"  # deleted or replaced meanwhile: the newer task takes over
     status = _finish(tenant, document_id, claim, drafts, vectors)
     if status == DocumentStatus.READY:
         _meter(tenant, drafts)
+        observe_chunks_embedded(tenant=tenant, chunks=len(drafts))
     return status
 
 

@@ -16,11 +16,12 @@ from dataclasses import dataclass, field
 from django.conf import settings
 from django.db import connections
 
+from observability.genai import observe_search, stage
 from tenants.context import data_alias, tenant_context
 from tenants.models import Tenant
 
-from ..embedding import embed_query
 from ..filters import compile_filters
+from .cache import embeddings_cached
 
 MODES = ("hybrid", "vector", "keyword")
 RRF_K = 60
@@ -51,18 +52,32 @@ def chunk_search(
     mode: str = "hybrid",
     filters: dict | None = None,
     document_ids: list | None = None,
+    observe: bool = True,
 ) -> SearchResult:
-    """The tenant's k best chunks for `query`. Raises FilterError for a bad filter."""
+    """The tenant's k best chunks for `query`. Raises FilterError for a bad filter.
+
+    `observe=False` when the search is a stage of something else (an answer's retrieval),
+    which reports itself.
+    """
     started = time.perf_counter()
     clauses, params = compile_filters(filters)
     if document_ids:
         clauses.append("c.document_id = ANY(%s::uuid[])")
         params.append([str(d) for d in document_ids])
-    vector = embed_query(query) if mode in ("hybrid", "vector") else None
+    with stage("embed", **{"tenantry.tenant": tenant.slug}):
+        vector = (
+            embeddings_cached(tenant=tenant, texts=[query], purpose="query")[0]
+            if mode in ("hybrid", "vector")
+            else None
+        )
     embedded = time.perf_counter()
     # Each side of hybrid search ranks twice k candidates (at least 20) for the fusion.
     pool = max(k * 2, 20) if mode == "hybrid" else k
-    with tenant_context(tenant), connections[data_alias()].cursor() as cursor:
+    with (
+        stage("retrieve", **{"tenantry.tenant": tenant.slug, "tenantry.search.mode": mode}),
+        tenant_context(tenant),
+        connections[data_alias()].cursor() as cursor,
+    ):
         ranked: list[list[tuple[int, float]]] = []
         if vector is not None:
             ranked.append(_vector_ids(cursor, vector, pool, clauses, params))
@@ -76,6 +91,8 @@ def chunk_search(
         "search_ms": round((done - embedded) * 1000, 2),
         "total_ms": round((done - started) * 1000, 2),
     }
+    if observe:
+        observe_search(tenant=tenant, mode=mode, timings=timings)
     return SearchResult(hits=hits, timings=timings)
 
 
