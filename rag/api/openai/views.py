@@ -146,6 +146,7 @@ class ChatCompletionsView(OpenAIView):
                 "usage": session.usage(),
                 "citations": [c.__dict__ for c in session.citations],
                 "timings": session.timings(),
+                "cached": session.cached is not None,
             }
             return with_headers(Response(body), rate_headers)
         include_usage = bool((data.get("stream_options") or {}).get("include_usage"))
