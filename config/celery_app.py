@@ -3,7 +3,7 @@
 import os
 
 from celery import Celery
-from celery.signals import worker_init, worker_process_init
+from celery.signals import task_postrun, task_prerun, worker_init, worker_process_init
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
@@ -36,3 +36,25 @@ def _warm_models(**kwargs) -> None:
         logging.getLogger(__name__).info(
             "embedding model loaded; torch uses %d threads", torch.get_num_threads()
         )
+
+
+@worker_process_init.connect
+def _observability(**kwargs) -> None:
+    """Traces are exported per process (only with OTEL_EXPORTER_OTLP_ENDPOINT set)."""
+    from observability.celery import process_started
+
+    process_started()
+
+
+@task_prerun.connect
+def _task_started(task_id=None, task=None, **kwargs) -> None:
+    from observability.celery import task_started
+
+    task_started(task_id, task)
+
+
+@task_postrun.connect
+def _task_finished(task_id=None, task=None, state=None, **kwargs) -> None:
+    from observability.celery import task_finished
+
+    task_finished(task_id, task, state)

@@ -44,6 +44,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: it times the whole request (and opens its trace span when tracing is on).
+    "observability.middleware.MetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -230,3 +232,32 @@ LLM_PRELOAD = env_bool("LLM_PRELOAD", True)
 ANSWER_CONTEXT_TOKENS = int(os.environ.get("ANSWER_CONTEXT_TOKENS", "320"))
 ANSWER_DEFAULT_MAX_TOKENS = int(os.environ.get("ANSWER_DEFAULT_MAX_TOKENS", "256"))
 ANSWER_DEFAULT_TEMPERATURE = float(os.environ.get("ANSWER_DEFAULT_TEMPERATURE", "0"))
+
+# --- Observability ---------------------------------------------------------------------------
+# Prometheus metrics at /metrics, merged across processes (gunicorn workers, Celery workers)
+# from files under METRICS_DIR (prometheus_client's PROMETHEUS_MULTIPROC_DIR, which each
+# process sets from this; `make run` empties the folder at start).
+METRICS_ENABLED = env_bool("METRICS_ENABLED", True)
+METRICS_DIR = Path(os.environ.get("METRICS_DIR") or DATA_DIR / "metrics").resolve()
+# /metrics needs `Authorization: Bearer <METRICS_TOKEN>` or a staff console session; unset:
+# a staff session only. Tenant API keys never open it.
+METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
+# Per-tenant series carry the slug of at most this many tenants per process, then `other`.
+METRICS_TENANT_LABELS = int(os.environ.get("METRICS_TENANT_LABELS", "50"))
+# /readyz re-checks the model files at most this often (the database and Redis every time).
+READINESS_CACHE_SECONDS = float(os.environ.get("READINESS_CACHE_SECONDS", "30"))
+# Traces: exported with the OpenTelemetry SDK only when OTEL_EXPORTER_OTLP_ENDPOINT is set
+# (read from the environment by observability.tracing, with the other OTEL_* variables).
+
+# Retention, enforced by the periodic task rag.tasks.prune_query_logs (every
+# RETENTION_SWEEP_INTERVAL_SECONDS): query log rows older than QUERY_LOG_RETENTION_DAYS,
+# cached answers of an older corpus version or older than ANSWER_CACHE_TTL_SECONDS, cached
+# embeddings unused for EMBEDDING_CACHE_RETENTION_DAYS.
+QUERY_LOG_RETENTION_DAYS = int(os.environ.get("QUERY_LOG_RETENTION_DAYS", "30"))
+ANSWER_CACHE_TTL_SECONDS = int(os.environ.get("ANSWER_CACHE_TTL_SECONDS", "86400"))
+EMBEDDING_CACHE_RETENTION_DAYS = int(os.environ.get("EMBEDDING_CACHE_RETENTION_DAYS", "30"))
+RETENTION_SWEEP_INTERVAL_SECONDS = int(os.environ.get("RETENTION_SWEEP_INTERVAL_SECONDS", "86400"))
+CELERY_BEAT_SCHEDULE["prune-query-logs"] = {
+    "task": "rag.tasks.prune_query_logs",
+    "schedule": float(RETENTION_SWEEP_INTERVAL_SECONDS),
+}

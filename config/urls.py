@@ -1,4 +1,5 @@
-"""URL map: the console under /console/, the tenant API under /api/v1/, its schema and docs."""
+"""URL map: the console under /console/, the tenant API under /api/v1/, its schema and docs;
+probes (/healthz, /readyz) and Prometheus metrics (/metrics) at the root."""
 
 from django.http import HttpRequest
 from django.shortcuts import redirect
@@ -6,6 +7,7 @@ from django.urls import include, path
 from django.views.defaults import page_not_found, server_error
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from observability import views as observability
 from tenants.api.problems import problem_response
 
 API_PREFIXES = ("/api/", "/v1/")
@@ -18,6 +20,9 @@ urlpatterns = [
     path("v1/", include("rag.api.openai.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("healthz", observability.healthz, name="healthz"),
+    path("readyz", observability.readyz, name="readyz"),
+    path("metrics", observability.metrics, name="metrics"),
 ]
 
 

@@ -36,3 +36,20 @@ def post_worker_init(worker):
             generation_model()
 
     threading.Thread(target=warm, name="warm-models", daemon=True).start()
+    # Traces are exported per process, from after the fork (only with
+    # OTEL_EXPORTER_OTLP_ENDPOINT set; otherwise this imports nothing).
+    from observability import tracing
+
+    if tracing.enabled():
+        tracing.configure()
+
+
+def child_exit(server, worker):
+    """A worker process ended: prometheus_client's multiprocess files keep its counters and
+    histograms (they stay in the sums) but its live gauges must go."""
+    from django.conf import settings
+
+    if settings.METRICS_ENABLED:
+        from observability.metrics import process_exited
+
+        process_exited(worker.pid)

@@ -34,6 +34,12 @@ def main() -> int:
         print(f"Starting embedded Redis in {data_dir / 'redis'} ...", flush=True)
         env["REDIS_URL"] = embedded.start_redis(data_dir / "redis")
 
+    # Prometheus multiprocess files: every process writes its own; a new start begins at zero
+    # (counters of processes that no longer exist would otherwise stay in the sums forever).
+    metrics_dir = Path(env.get("METRICS_DIR") or data_dir / "metrics").resolve()
+    reset_metrics_dir(metrics_dir)
+    env["METRICS_DIR"] = str(metrics_dir)
+
     manage = [sys.executable, str(ROOT / "manage.py")]
     for step in (
         ["migrate", "--no-input"],
@@ -102,6 +108,13 @@ def main() -> int:
     print("Stopped. Data is kept in", data_dir, flush=True)
     # The embedded servers stop at exit, once no other process is attached to them.
     return 0 if stopping else 1
+
+
+def reset_metrics_dir(path: Path) -> None:
+    """Create the metrics folder, or empty it of the files a previous run left."""
+    path.mkdir(parents=True, exist_ok=True)
+    for stale in path.glob("*.db"):
+        stale.unlink(missing_ok=True)
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 
+from django.contrib.postgres.fields import ArrayField
 from django.contrib.postgres.indexes import GinIndex
 from django.contrib.postgres.search import SearchVector, SearchVectorField
 from django.db import models
@@ -209,3 +210,80 @@ class EmbeddingCacheEntry(TenantOwnedModel):
 
     def __str__(self) -> str:
         return f"{self.model}:{self.text_sha256[:12]}"
+
+
+class EvalSet(TenantOwnedModel):
+    """A named set of questions with known relevant documents, used to measure retrieval.
+
+    The questions are the tenant's data (they reveal what its users ask), so the set lives in
+    the tenant's own placement under RLS, next to the documents it refers to.
+    """
+
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(db_default=Now())
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(fields=["tenant_id", "name"], name="evalset_unique_name")
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class EvalQuestion(TenantOwnedModel):
+    """One question of a set and the documents that answer it.
+
+    Relevant documents are named by id or by the client's external id; external ids are
+    resolved when a run starts, so a set may be imported before its documents are uploaded.
+    """
+
+    eval_set = models.ForeignKey(EvalSet, on_delete=models.CASCADE, related_name="questions")
+    ordinal = models.IntegerField(default=0)  # the question's position in the imported file
+    question = models.TextField()
+    relevant_document_ids = ArrayField(models.UUIDField(), default=list, blank=True)
+    relevant_external_ids = ArrayField(models.CharField(max_length=255), default=list, blank=True)
+    archetype = models.CharField(max_length=50, blank=True, default="")
+
+    class Meta:
+        ordering = ["eval_set_id", "ordinal"]
+
+    def __str__(self) -> str:
+        return self.question[:80]
+
+
+class EvalRunStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    DONE = "done", "Done"
+    FAILED = "failed", "Failed"
+
+
+class EvalRun(TenantOwnedModel):
+    """One evaluation of a set: metrics per retrieval mode (overall and per archetype) and the
+    settings they were measured with, so two runs can be compared knowing what changed."""
+
+    eval_set = models.ForeignKey(EvalSet, on_delete=models.CASCADE, related_name="runs")
+    status = models.CharField(
+        max_length=10, choices=EvalRunStatus.choices, default=EvalRunStatus.QUEUED
+    )
+    k = models.IntegerField(default=10)
+    progress_done = models.IntegerField(default=0)
+    progress_total = models.IntegerField(default=0)
+    settings = models.JSONField(default=dict, blank=True)
+    results = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(db_default=Now())
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"run {self.pk} of {self.eval_set_id}"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in (EvalRunStatus.QUEUED, EvalRunStatus.RUNNING)

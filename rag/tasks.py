@@ -43,3 +43,38 @@ def requeue_stuck_documents() -> dict:
     from .services.recovery import documents_requeue_stuck_everywhere
 
     return documents_requeue_stuck_everywhere()
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True, soft_time_limit=3600, time_limit=3700)
+def evaluate_set(tenant_id: str, run_id: int) -> str:
+    """Compute one queued evaluation run (started from the console); returns its status.
+
+    A repeated run is harmless: a run already done or failed is left alone (the service claims
+    only a queued or running run, with a conditional UPDATE), and a redelivered run whose
+    worker died restarts the same run's computation from the first question, overwriting its
+    progress and results, never creating a second run. Returns quietly if the tenant or the
+    run is gone.
+    """
+    from tenants.context import tenant_context
+
+    from .models import EvalRun
+    from .services.evaluation import evaluation_run
+
+    tenant = Tenant.objects.filter(pk=tenant_id).first()
+    if tenant is None:
+        return "skipped"
+    with tenant_context(tenant):
+        run = EvalRun.objects.select_related("eval_set").filter(pk=run_id).first()
+    if run is None:
+        return "skipped"
+    return evaluation_run(tenant=tenant, eval_set=run.eval_set, k=run.k, run=run).status
+
+
+@shared_task(acks_late=True, soft_time_limit=1800, time_limit=1900)
+def prune_query_logs() -> dict:
+    """Periodic (beat, RETENTION_SWEEP_INTERVAL_SECONDS): delete query log rows past
+    QUERY_LOG_RETENTION_DAYS and stale answer and embedding cache entries, tenant by tenant in
+    each one's own context. Repeating it only deletes what is (still) past its retention."""
+    from .services.querylog import retention_enforce_everywhere
+
+    return retention_enforce_everywhere()

@@ -6,6 +6,7 @@ from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers
 from rest_framework.response import Response
 
+from observability.timing import ANSWER_STAGES, server_timing
 from tenants.api.base import TenantAPIView
 from tenants.api.problems import Problem, problem_body
 from tenants.api.quota import admit, quota_problem, with_headers
@@ -102,7 +103,12 @@ class AnswerView(TenantAPIView):
         rate_headers = admit(request, "answer")
         session = start_answer(request, params.validated_data)
         if not params.validated_data["stream"]:
-            return with_headers(Response(session.run().result()), rate_headers)
+            body = session.run().result()
+            response = Response(body)
+            response["Server-Timing"] = server_timing(
+                body["timings"], ANSWER_STAGES, cache=body.get("cached")
+            )
+            return with_headers(response, rate_headers)
 
         def events():
             for delta in session.deltas():
@@ -113,6 +119,12 @@ class AnswerView(TenantAPIView):
             body = problem_body(500, "generation_failed", "Generation failed; try again.")
             return sse_event(body, event="error")
 
-        return sse_response(
+        response = sse_response(
             EventStream(events, close=session.close, on_error=on_error), rate_headers
         )
+        # Headers go before the first token: only retrieval is known by then. The `done`
+        # event's `timings` has every stage.
+        response["Server-Timing"] = server_timing(
+            session.search_timings, ANSWER_STAGES[:2], cache=session.cached is not None
+        )
+        return response

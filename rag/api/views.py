@@ -10,6 +10,7 @@ from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.parsers import JSONParser, MultiPartParser
 from rest_framework.response import Response
 
+from observability.timing import SEARCH_STAGES, server_timing
 from tenants.api.base import TenantAPIView
 from tenants.api.problems import Problem
 from tenants.api.quota import admit, with_headers
@@ -169,7 +170,5 @@ class SearchView(TenantAPIView):
         )
         body = {"results": [hit.__dict__ for hit in result.hits], "timings": result.timings}
         response = Response(SearchResponseSerializer(body).data)
-        response["Server-Timing"] = ", ".join(
-            f"{name.removesuffix('_ms')};dur={value}" for name, value in result.timings.items()
-        )
+        response["Server-Timing"] = server_timing(result.timings, SEARCH_STAGES)
         return with_headers(response, rate_limit)

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from .views import documents, playground, queries, usage
+from .views import documents, evaluation, playground, queries, usage
 
 urlpatterns = [
     path("playground/", playground.playground, name="playground"),
@@ -26,4 +26,20 @@ urlpatterns = [
     path("tenants/<slug:slug>/usage/", usage.usage, name="tenant-usage"),
     path("tenants/<slug:slug>/queries/", queries.queries, name="tenant-queries"),
     path("tenants/<slug:slug>/chunks/<int:chunk_id>/", queries.chunk, name="tenant-chunk"),
+    path("tenants/<slug:slug>/evaluation/", evaluation.evaluation, name="tenant-evaluation"),
+    path(
+        "tenants/<slug:slug>/evaluation/import/",
+        evaluation.evaluation_import,
+        name="tenant-evaluation-import",
+    ),
+    path(
+        "tenants/<slug:slug>/evaluation/sets/<int:set_id>/run/",
+        evaluation.evaluation_run,
+        name="tenant-evaluation-run",
+    ),
+    path(
+        "tenants/<slug:slug>/evaluation/runs/<int:run_id>/row/",
+        evaluation.evaluation_run_row,
+        name="tenant-evaluation-run-row",
+    ),
 ]

@@ -2,6 +2,10 @@
 
 Recording never fails the user's request: a log row is worth less than the answer it
 describes, so errors are logged and swallowed.
+
+Retention: rows older than QUERY_LOG_RETENTION_DAYS are deleted by the periodic task
+`rag.tasks.prune_query_logs`, which also prunes the tenant's data-plane caches (stale cached
+answers, long-unused cached embeddings): they hold the same questions and texts.
 """
 
 from __future__ import annotations
@@ -9,13 +13,16 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Iterable
+from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.db.models import Q
+from django.utils import timezone
 
 from tenants.context import tenant_context
-from tenants.models import ApiKey, Tenant
+from tenants.models import ApiKey, Tenant, TenantStatus
 
-from ..models import QueryLog
+from ..models import AnswerCacheEntry, CorpusVersion, EmbeddingCacheEntry, QueryLog
 
 logger = logging.getLogger(__name__)
 
@@ -74,3 +81,67 @@ def _citation(position: int, item) -> dict:
         "chunk_id": get("chunk_id", None),
         "document_id": str(get("document_id", "") or ""),
     }
+
+
+# --- Retention -------------------------------------------------------------------------------
+def _cutoff(older_than: datetime | timedelta) -> datetime:
+    return timezone.now() - older_than if isinstance(older_than, timedelta) else older_than
+
+
+def querylog_prune(*, tenant: Tenant, older_than: datetime | timedelta) -> int:
+    """Delete the tenant's query log rows created before `older_than` (a moment, or an age);
+    returns how many. Bound to the tenant: under RLS no other tenant's row is reachable."""
+    with tenant_context(tenant):
+        deleted, _ = QueryLog.objects.filter(created_at__lt=_cutoff(older_than)).delete()
+    return deleted
+
+
+def caches_prune(
+    *,
+    tenant: Tenant,
+    answers_older_than: datetime | timedelta,
+    embeddings_unused_since: datetime | timedelta,
+) -> dict[str, int]:
+    """Delete the tenant's cached answers of an older corpus version (they can never match
+    again) or created before `answers_older_than`, and cached embeddings last used before
+    `embeddings_unused_since`."""
+    with tenant_context(tenant):
+        version = CorpusVersion.objects.values_list("version", flat=True).first() or 0
+        stale = Q(corpus_version__lt=version) | Q(created_at__lt=_cutoff(answers_older_than))
+        answers, _ = AnswerCacheEntry.objects.filter(stale).delete()
+        embeddings, _ = EmbeddingCacheEntry.objects.filter(
+            last_used_at__lt=_cutoff(embeddings_unused_since)
+        ).delete()
+    return {"answer_cache": answers, "embedding_cache": embeddings}
+
+
+def retention_enforce(*, tenant: Tenant) -> dict[str, int]:
+    """Apply the retention settings to one tenant's query log and caches."""
+    pruned = {
+        "query_log": querylog_prune(
+            tenant=tenant, older_than=timedelta(days=settings.QUERY_LOG_RETENTION_DAYS)
+        )
+    }
+    pruned.update(
+        caches_prune(
+            tenant=tenant,
+            answers_older_than=timedelta(seconds=settings.ANSWER_CACHE_TTL_SECONDS),
+            embeddings_unused_since=timedelta(days=settings.EMBEDDING_CACHE_RETENTION_DAYS),
+        )
+    )
+    return pruned
+
+
+def retention_enforce_everywhere() -> dict[str, dict[str, int] | str]:
+    """Every tenant with a store (active or suspended: retention is a promise about data, not
+    about service), each in its own tenant context. One tenant's failure (a silo server down)
+    is logged and reported, and the others are still pruned."""
+    report: dict[str, dict[str, int] | str] = {}
+    tenants = Tenant.objects.filter(status__in=[TenantStatus.ACTIVE, TenantStatus.SUSPENDED])
+    for tenant in tenants.order_by("slug"):
+        try:
+            report[tenant.slug] = retention_enforce(tenant=tenant)
+        except Exception as exc:
+            logger.exception("could not apply retention to %s", tenant.slug)
+            report[tenant.slug] = f"error: {type(exc).__name__}"
+    return report
