@@ -35,5 +35,11 @@ lint: $(STAMP)
 clean:
 	rm -rf $(VENV) var/staticfiles
 
+# Installs the `bench` extra (matplotlib, langchain-postgres's dependencies), then
+# langchain-postgres itself without its pgvector<0.4 pin (its v2 PGVectorStore never imports
+# pgvector; the platform needs pgvector>=0.4). SIZE=small|default|large.
+SIZE ?= default
 bench: $(STAMP)
-	$(PY) benchmarks/run.py
+	$(PY) -m pip install --quiet -e ".[dev,bench]"
+	$(PY) -m pip install --quiet --no-deps "langchain-postgres>=0.0.14"
+	$(PY) benchmarks/run.py --size $(SIZE)

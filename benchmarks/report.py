@@ -1,0 +1,248 @@
+"""The benchmark report: var/bench/results.json, var/bench/report.md and PNG plots."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+from importlib import metadata
+from pathlib import Path
+
+from django.conf import settings
+from django.db import connections
+
+
+def environment() -> dict:
+    """The machine, the versions and the settings the figures were measured with."""
+    cpu = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        import psutil
+
+        memory_gb = round(psutil.virtual_memory().total / 2**30, 1)
+    except Exception:
+        memory_gb = None
+    with connections["owner"].cursor() as cursor:
+        cursor.execute("SHOW server_version")
+        postgres = cursor.fetchone()[0]
+        cursor.execute("SELECT extversion FROM pg_extension WHERE extname = 'vector'")
+        row = cursor.fetchone()
+    versions = {"python": sys.version.split()[0], "postgresql": postgres}
+    versions["pgvector"] = row[0] if row else None
+    for package in (
+        "django",
+        "torch",
+        "sentence-transformers",
+        "llama-cpp-python",
+        "psycopg",
+        "langchain-postgres",
+        "langchain-core",
+    ):
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = None
+    return {
+        "machine": {
+            "cpus": os.cpu_count(),
+            "cpu_model": cpu,
+            "memory_gb": memory_gb,
+            "platform": platform.platform(),
+        },
+        "versions": versions,
+        "settings": {
+            name: getattr(settings, name, None)
+            for name in (
+                "EMBEDDING_BATCH_SIZE",
+                "CHUNK_MAX_TOKENS",
+                "CHUNK_OVERLAP_TOKENS",
+                "SEARCH_EXACT_BELOW_CHUNKS",
+                "HNSW_EF_SEARCH",
+                "KEYWORD_CANDIDATES",
+            )
+        },
+    }
+
+
+def write(results: dict, out: Path) -> list[Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(results, indent=2, default=str))
+    plots = _plots(results, out)
+    (out / "report.md").write_text(markdown(results, plots))
+    return [out / "results.json", out / "report.md", *plots]
+
+
+def _range(d: dict, unit: str = "") -> str:
+    return f"{d['median']}{unit} (min {d['min']}, max {d['max']})"
+
+
+def markdown(results: dict, plots: list[Path] | None = None) -> str:
+    env = results["environment"]
+    m, v = env["machine"], env["versions"]
+    lines = [
+        "# Tenantry benchmarks",
+        "",
+        f"Command: `{results['command']}` (size `{results['size']}`), "
+        f"{results['started']}, {results['duration_s']} s in all.",
+        "",
+        f"Machine: {m['cpus']} CPUs ({m['cpu_model']}), {m['memory_gb']} GB, {m['platform']}.",
+        "Versions: " + ", ".join(f"{k} {val}" for k, val in v.items() if val) + ".",
+        "Settings: " + ", ".join(f"{k}={val}" for k, val in env["settings"].items()) + ".",
+        "",
+        "Medians with min and max over the repetitions; latencies are p50/p95 over the queries.",
+        "",
+    ]
+    if "ingestion" in results:
+        r = results["ingestion"]
+        lines += [
+            "## Ingestion",
+            "",
+            f"{r['chunks']} chunks in {r['documents']} Markdown documents.",
+            "",
+            "| path | chunks/s | ratio (platform / this) |",
+            "| --- | --- | --- |",
+            f"| platform end to end (upload -> Celery -> ready) | "
+            f"{_range(r['end_to_end_chunks_per_s'])} | 1 |",
+            f"| `model.encode` alone (the bound) | {_range(r['encode_only_chunks_per_s'])} | "
+            f"{r['ratio_to_encode']} |",
+        ]
+        if "langchain_postgres_chunks_per_s" in r:
+            lines.append(
+                f"| langchain-postgres `add_texts` | "
+                f"{_range(r['langchain_postgres_chunks_per_s'])} | "
+                f"{r['ratio_to_langchain_postgres']} |"
+            )
+        else:
+            lines.append(f"| langchain-postgres | skipped: {r.get('peer_skipped')} | |")
+        lines += ["", "Time per stage over the whole corpus, in process (ms):", ""]
+        lines += ["| stage | median | min | max |", "| --- | --- | --- | --- |"]
+        for stage, s in r["stages_ms"].items():
+            lines.append(f"| {stage} | {s['median']} | {s['min']} | {s['max']} |")
+        lines.append("")
+    if "search" in results:
+        r = results["search"]
+        lines += [
+            "## Search",
+            "",
+            f"Server time without the query embedding (ms, p50/p95 over {r['queries']} "
+            f"queries) and recall@10 of vector search against exact search. The pool holds "
+            f"N chunks over {r['tenants']} tenants (one with N/2, the rest Zipf-sized); "
+            "bridge, silo and langchain-postgres hold the big tenant's N/2 chunks.",
+            "",
+            "| N | placement | chunks searched | vector | keyword | hybrid | recall@10 |",
+            "| --- | --- | --- | --- | --- | --- | --- |",
+        ]
+        for size, s in r["sizes"].items():
+            for name, p in s["placements"].items():
+                chunks = p.get("chunks", s["big_tenant_chunks"])
+                cells = [
+                    f"{p[mode]['p50']} / {p[mode]['p95']}" if mode in p else "-"
+                    for mode in ("vector", "keyword", "hybrid")
+                ]
+                lines.append(
+                    f"| {size} | {name} | {chunks} | {' | '.join(cells)} | {p['recall_at_10']} |"
+                )
+        if "peer_skipped" in r:
+            lines.append(f"\nlangchain-postgres skipped: {r['peer_skipped']}.")
+        lines.append("")
+    if "answer" in results:
+        r = results["answer"]
+        d, t, c = r["decode"], r["ttft"], r["cache_hits"]
+        lines += [
+            "## Answers",
+            "",
+            f"- Decode: {d['answer_path_tokens_per_s']} tokens/s through the answer path "
+            f"against {d['raw_llama_cpp_tokens_per_s']} raw llama-cpp-python (ratio "
+            f"{d['ratio']}; min/max {d['answer_path_min_max']} vs {d['raw_min_max']}).",
+            f"- Time to first token through the API (k=5): p50 {t['p50_ms']} ms, p95 "
+            f"{t['p95_ms']} ms (min {t['min_ms']}, max {t['max_ms']}, {t['requests']} requests).",
+            f"- Answer cache hits: server p50 {c['server_p50_ms']} ms, max {c['server_max_ms']}.",
+            "",
+        ]
+    if "noisy" in results:
+        r = results["noisy"]
+        lines += [
+            "## Noisy neighbour",
+            "",
+            f"Tenant A: {r['a_threads']} threads, limits {r['a_limits']}, "
+            f"{r['a_requests_per_s']} requests/s ({r['a_requests']}). Tenant B: steady hybrid "
+            "searches through the API (client ms).",
+            "",
+            "| B | p50 | p95 | min | max |",
+            "| --- | --- | --- | --- | --- |",
+        ]
+        for label, key in (("alone", "b_alone_ms"), ("A flooding", "b_with_a_flooding_ms")):
+            s = r[key]
+            lines.append(f"| {label} | {s['p50']} | {s['p95']} | {s['min']} | {s['max']} |")
+        lines += ["", f"B's p95 with A flooding / alone: {r['b_p95_ratio']}.", ""]
+    if "overhead" in results:
+        r = results["overhead"]
+        lines += [
+            "## API overhead",
+            "",
+            "`POST /api/v1/search` (vector, k=10) through the in-process client against the "
+            f"same query embedding and SQL run directly, {r['chunks']} chunks (ms).",
+            "",
+            "| measure | p50 | p95 | min | max |",
+            "| --- | --- | --- | --- | --- |",
+        ]
+        for key in ("direct_embed_plus_sql_ms", "api_client_ms", "api_server_total_ms"):
+            s = r[key]
+            lines.append(f"| {key} | {s['p50']} | {s['p95']} | {s['min']} | {s['max']} |")
+        s = r["overhead_ms"]
+        lines += [
+            f"| overhead (client - direct) | {s['p50']} | {s['p95']} | {s['min']} | {s['max']} |",
+            "",
+        ]
+    for plot in plots or []:
+        lines += [f"![{plot.stem}]({plot.name})", ""]
+    return "\n".join(lines)
+
+
+def _plots(results: dict, out: Path) -> list[Path]:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return []
+    paths = []
+    if "search" in results:
+        sizes = results["search"]["sizes"]
+        names = sorted({n for s in sizes.values() for n in s["placements"]})
+        fig, ax = plt.subplots(figsize=(9, 4))
+        width = 0.8 / max(1, len(names))
+        for i, name in enumerate(names):
+            xs, p50, p95 = [], [], []
+            for j, s in enumerate(sizes.values()):
+                p = s["placements"].get(name)
+                if p:
+                    xs.append(j + i * width)
+                    p50.append(p["vector"]["p50"])
+                    p95.append(p["vector"]["p95"] - p["vector"]["p50"])
+            ax.bar(xs, p50, width, yerr=[[0] * len(p95), p95], label=name, capsize=2)
+        ax.set_xticks([j + 0.4 - width / 2 for j in range(len(sizes))], [f"N={k}" for k in sizes])
+        ax.set_ylabel("vector search ms (p50, bar to p95)")
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        paths.append(out / "search_latency.png")
+        fig.savefig(paths[-1], dpi=110)
+        plt.close(fig)
+    if "ingestion" in results:
+        stages = results["ingestion"]["stages_ms"]
+        fig, ax = plt.subplots(figsize=(6, 3))
+        ax.barh(list(stages), [s["median"] for s in stages.values()])
+        ax.set_xlabel("ms over the corpus (median)")
+        fig.tight_layout()
+        paths.append(out / "ingestion_stages.png")
+        fig.savefig(paths[-1], dpi=110)
+        plt.close(fig)
+    return paths

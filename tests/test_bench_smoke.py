@@ -1,0 +1,51 @@
+"""The benchmark code runs, at its tiny size, so that `make bench` cannot rot unnoticed.
+
+Benchmarks are not tests: no figure is checked here, only that every section runs through the
+platform's real code paths and the report is written. The comparison with langchain-postgres
+needs the `bench` extra, which `make test` does not install: that part alone is skipped then.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from benchmarks import peers
+from benchmarks.run import SECTIONS, run
+
+
+def test_every_section_runs_at_the_small_size(pg, tmp_path):
+    results = run(size="small", sections=list(SECTIONS), out=tmp_path, peer=False)
+
+    assert results["ingestion"]["end_to_end_chunks_per_s"]["median"] > 0
+    assert set(results["ingestion"]["stages_ms"]) == {"parse", "chunk", "embed", "store"}
+    placements = results["search"]["sizes"]["2000"]["placements"]
+    assert {"pool", "pool_small_tenant", "bridge", "silo"} <= set(placements)
+    assert all(p["recall_at_10"] > 0 for p in placements.values())
+    assert results["noisy"]["b_p95_ratio"] > 0
+    assert results["overhead"]["overhead_ms"]["n"] == 8
+    assert results["answer"]["ttft"]["requests"] > 0
+    assert json.loads((tmp_path / "results.json").read_text())["size"] == "small"
+    report = (tmp_path / "report.md").read_text()
+    for heading in ("## Ingestion", "## Search", "## Answers", "## Noisy", "## API overhead"):
+        assert heading in report
+
+
+def test_the_peer_comparison_runs(pg):
+    available, reason = peers.available()
+    if not available:
+        pytest.skip(reason)
+    from benchmarks.common import query_vectors, synthetic_corpus
+    from benchmarks.search import _measure_peer
+
+    corpus = synthetic_corpus(300, seed=1)
+    store = peers.PeerStore("bench_smoke_peer")
+    try:
+        assert store.add_texts(["a harbour", "a library"]) > 0
+        store.add_vectors(corpus.texts, corpus.vectors, first=10)
+        store.build_index()
+        measured = _measure_peer(store, corpus.vectors, query_vectors(corpus, 15, seed=2), 5)
+    finally:
+        store.close()
+    assert measured["vector"]["n"] == 5
