@@ -2,8 +2,9 @@
 """`make run`: the whole platform on one machine with nothing else installed.
 
 Starts (or attaches to) the embedded PostgreSQL and Redis under DATA_DIR unless DATABASE_URL /
-REDIS_URL are set, migrates, bootstraps the admin and demo tenant, then runs a Celery worker
-and gunicorn on PORT. Ctrl-C stops every process started here; data stays in DATA_DIR.
+REDIS_URL are set, migrates, bootstraps the admin and demo tenant, then runs a Celery worker,
+Celery beat (periodic tasks) and gunicorn on PORT. Ctrl-C stops every process started here;
+data stays in DATA_DIR.
 """
 
 from __future__ import annotations
@@ -67,6 +68,24 @@ def main() -> int:
                 "INFO",
                 "--concurrency",
                 os.environ.get("CELERY_CONCURRENCY", "1"),
+            ],
+            env=env,
+            cwd=ROOT,
+        ),
+        # Periodic tasks (stuck-document recovery, retention) come from one beat process of
+        # their own: embedded in the worker (-B) it would run once per worker and slow it.
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "config",
+                "beat",
+                "--loglevel",
+                "WARNING",
+                "--schedule",
+                str(data_dir / "celerybeat-schedule"),
             ],
             env=env,
             cwd=ROOT,

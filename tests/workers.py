@@ -23,9 +23,10 @@ WORKER_SETTINGS = {
 
 
 class Worker:
-    def __init__(self, log_dir: Path, settings: dict[str, str] | None = None):
+    def __init__(self, log_dir: Path, settings: dict[str, str] | None = None, *, beat: bool = True):
         self.log_dir = log_dir
         self.settings = WORKER_SETTINGS if settings is None else settings
+        self.beat = beat  # tests need the periodic sweeps; a benchmark must not pay for them
         self.proc: subprocess.Popen | None = None
         self.starts = 0
 
@@ -40,7 +41,7 @@ class Worker:
                 "-A",
                 "config",
                 "worker",
-                "-B",
+                *(["-B"] if self.beat else []),
                 "--loglevel",
                 "INFO",
                 "--concurrency",
