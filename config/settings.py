@@ -193,9 +193,10 @@ INGEST_STUCK_AFTER_SECONDS = int(os.environ.get("INGEST_STUCK_AFTER_SECONDS", "6
 # ...and failed with a reason once it has been attempted this many times.
 INGEST_MAX_ATTEMPTS = int(os.environ.get("INGEST_MAX_ATTEMPTS", "3"))
 INGEST_SWEEP_INTERVAL_SECONDS = int(os.environ.get("INGEST_SWEEP_INTERVAL_SECONDS", "60"))
-# Tenants with fewer chunks than this are searched exactly (a sequential scan of their rows is
-# faster than an index walk that filters out every other tenant's rows).
-SEARCH_EXACT_BELOW_CHUNKS = int(os.environ.get("SEARCH_EXACT_BELOW_CHUNKS", "20000"))
+# Stores with fewer chunks than this are searched exactly; above it, a tenant is searched
+# exactly only while it is small for its table (rag.services.search._search_exactly).
+SEARCH_EXACT_BELOW_CHUNKS = int(os.environ.get("SEARCH_EXACT_BELOW_CHUNKS", "1000"))
+SEARCH_EXACT_CROSSOVER = float(os.environ.get("SEARCH_EXACT_CROSSOVER", "3"))
 # HNSW candidate list; never below the number of rows a query asks for. Iterative scans keep
 # walking when row-level security or a filter drops candidates, so a small list is enough.
 HNSW_EF_SEARCH = int(os.environ.get("HNSW_EF_SEARCH", "40"))

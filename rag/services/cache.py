@@ -63,12 +63,13 @@ def embeddings_cached(*, tenant: Tenant, texts: list[str], purpose: str) -> np.n
 
 
 def _store(tenant: Tenant, model: str, rows: dict[str, np.ndarray]) -> None:
-    values = [(model, sha, _vector_literal(vector)) for sha, vector in rows.items()]
+    # One statement for the whole batch (not one round trip per vector).
     with tenant_context(tenant), connections[data_alias()].cursor() as cursor:
-        cursor.executemany(
+        cursor.execute(
             "INSERT INTO rag_embeddingcacheentry (model, text_sha256, embedding) "
-            "VALUES (%s, %s, %s::vector) ON CONFLICT DO NOTHING",
-            values,
+            "SELECT %s, sha, vector::vector FROM unnest(%s::text[], %s::text[]) AS t(sha, vector) "
+            "ON CONFLICT DO NOTHING",
+            [model, list(rows), [_vector_literal(v) for v in rows.values()]],
         )
 
 

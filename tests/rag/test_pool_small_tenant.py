@@ -30,9 +30,14 @@ def _fill(tenant, n: int, seed: int) -> None:
         )
 
 
-@pytest.mark.parametrize("exact_below", [20000, 0], ids=["exact", "hnsw-iterative"])
-def test_small_tenant_gets_k_results_beside_a_large_one(make_tenant, settings, exact_below):
+@pytest.mark.parametrize(
+    ("exact_below", "crossover"), [(20000, 3), (0, 0)], ids=["exact", "hnsw-iterative"]
+)
+def test_small_tenant_gets_k_results_beside_a_large_one(
+    make_tenant, settings, exact_below, crossover
+):
     settings.SEARCH_EXACT_BELOW_CHUNKS = exact_below
+    settings.SEARCH_EXACT_CROSSOVER = crossover
     settings.HNSW_EF_SEARCH = 40
     large, small = make_tenant("pool"), make_tenant("pool")
     _fill(large, 5000, seed=1)
@@ -43,3 +48,14 @@ def test_small_tenant_gets_k_results_beside_a_large_one(make_tenant, settings, e
         assert all(small.slug in h.text for h in hits)
     big_hits = chunk_search(tenant=large, query="passage", k=10, mode="vector").hits
     assert len(big_hits) == 10 and all(large.slug in h.text for h in big_hits)
+
+
+def test_the_exact_path_is_for_tenants_small_for_their_table(settings):
+    from rag.services.search import _search_exactly
+
+    settings.SEARCH_EXACT_BELOW_CHUNKS = 1000
+    settings.SEARCH_EXACT_CROSSOVER = 3
+    assert _search_exactly(999, 999, 10)  # any small store
+    assert not _search_exactly(5000, 5000, 10)  # a bridge or silo table of its own
+    assert _search_exactly(1500, 1_000_000, 10)  # a small pool tenant among large ones
+    assert not _search_exactly(50_000, 100_000, 10)  # half of the pool
