@@ -72,7 +72,12 @@ def tenant_delete(*, tenant: Tenant) -> None:
     if tenant.isolation_mode == IsolationMode.POOL:
         _delete_pool_rows(tenant)
     _drop_placement(tenant)
-    tenant.delete()
+    with transaction.atomic():
+        # Lock the tenant row first: a worker or request still metering this tenant (a ledger
+        # row, a rate counter) then waits for the delete and fails its own insert, instead of
+        # committing a row between the cascade's DELETEs and breaking the delete's FK check.
+        list(Tenant.objects.select_for_update().filter(pk=tenant.pk).values_list("pk"))
+        tenant.delete()
 
 
 def _set_status(tenant: Tenant, status: str) -> Tenant:
