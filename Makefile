@@ -12,7 +12,11 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 	# The CPU build of torch first: anything else pulls gigabytes of CUDA.
 	$(PY) -m pip install --quiet torch==2.13.0
-	$(PY) -m pip install --quiet -e ".[dev]"
+	$(PY) -m pip install --quiet -e ".[dev,bench]"
+	# langchain-postgres (the benchmarks' peer) pins pgvector<0.4, which the platform cannot use;
+	# its v2 PGVectorStore never imports pgvector, so it goes in without its pins (the `bench`
+	# extra lists its other dependencies). The smoke test runs it in `make test` too.
+	$(PY) -m pip install --quiet --no-deps "langchain-postgres>=0.0.14"
 	touch $(STAMP)
 
 run: $(STAMP)
@@ -35,11 +39,7 @@ lint: $(STAMP)
 clean:
 	rm -rf $(VENV) var/staticfiles
 
-# Installs the `bench` extra (matplotlib, langchain-postgres's dependencies), then
-# langchain-postgres itself without its pgvector<0.4 pin (its v2 PGVectorStore never imports
-# pgvector; the platform needs pgvector>=0.4). SIZE=small|default|large.
+# SIZE=small|default|large
 SIZE ?= default
 bench: $(STAMP)
-	$(PY) -m pip install --quiet -e ".[dev,bench]"
-	$(PY) -m pip install --quiet --no-deps "langchain-postgres>=0.0.14"
 	$(PY) benchmarks/run.py --size $(SIZE)

@@ -45,3 +45,16 @@ def service_env(**extra: str) -> dict[str, str]:
         **extra,
     )
     return env
+
+
+def sse_events(body: bytes) -> list[tuple[str, dict]]:
+    """(event name, JSON data) of each Server-Sent Event in a streamed answer's body."""
+    import json
+
+    events = []
+    for block in body.decode().strip().split("\n\n"):
+        lines = block.split("\n")
+        name = next(line[7:] for line in lines if line.startswith("event: "))
+        data = "\n".join(line[6:] for line in lines if line.startswith("data: "))
+        events.append((name, json.loads(data)))
+    return events

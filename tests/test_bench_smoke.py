@@ -1,15 +1,13 @@
 """The benchmark code runs, at its tiny size, so that `make bench` cannot rot unnoticed.
 
 Benchmarks are not tests: no figure is checked here, only that every section runs through the
-platform's real code paths and the report is written. The comparison with langchain-postgres
-needs the `bench` extra, which `make test` does not install: that part alone is skipped then.
+platform's real code paths and the report is written. `make test` installs the `bench` extra
+and langchain-postgres, so the comparison with the peer runs here too.
 """
 
 from __future__ import annotations
 
 import json
-
-import pytest
 
 from benchmarks import peers
 from benchmarks.run import SECTIONS, run
@@ -34,8 +32,7 @@ def test_every_section_runs_at_the_small_size(pg, tmp_path):
 
 def test_the_peer_comparison_runs(pg):
     available, reason = peers.available()
-    if not available:
-        pytest.skip(reason)
+    assert available, reason
     from benchmarks.common import query_vectors, synthetic_corpus
     from benchmarks.search import _measure_peer
 

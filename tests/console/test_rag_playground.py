@@ -13,6 +13,7 @@ from rag.selectors import querylog_list
 from tenants.models import UsageRecord
 from tests.conftest import MODES
 from tests.console.test_rag_pages import _document
+from tests.helpers import sse_events
 
 ZOO = (
     "# Lakeside zoo handbook\n\n## Zebras\n\nThe zebras at Lakeside zoo eat fresh meadow hay "
@@ -23,14 +24,7 @@ QUESTION = "What do the zebras eat?"
 
 
 def _events(response) -> list[tuple[str, dict]]:
-    text = b"".join(response.streaming_content).decode()
-    events = []
-    for block in text.strip().split("\n\n"):
-        lines = block.split("\n")
-        name = next(line[7:] for line in lines if line.startswith("event: "))
-        data = "\n".join(line[6:] for line in lines if line.startswith("data: "))
-        events.append((name, json.loads(data)))
-    return events
+    return sse_events(b"".join(response.streaming_content))
 
 
 def _ask(client, tenant, **fields):

@@ -65,8 +65,10 @@ def test_a_missing_generator_file_is_not_ready_and_no_probe_loads_a_model(
     from rag.generation import model as generation
 
     loads = []
-    monkeypatch.setattr(generation, "_load", lambda: loads.append("llm"))
-    monkeypatch.setattr(embedding, "get_model", lambda: loads.append("embedding"))
+    real_load, real_get = generation._load, embedding.get_model
+    # Spies around the real loaders: a probe that loaded a model would show up in `loads`.
+    monkeypatch.setattr(generation, "_load", lambda: loads.append("llm") or real_load())
+    monkeypatch.setattr(embedding, "get_model", lambda: loads.append("embedding") or real_get())
     monkeypatch.setattr(generation, "_model", None)
     settings.LLM_MODEL_PATH = str(tmp_path / "missing.gguf")
     response = Client().get("/readyz")

@@ -5,6 +5,7 @@ import json
 import pytest
 
 from tests.conftest import MODES, bearer
+from tests.helpers import sse_events
 
 ZOO = (
     "# Lakeside zoo handbook\n\n## Zebras\n\nThe zebras at Lakeside zoo eat fresh meadow hay "
@@ -81,14 +82,7 @@ def test_answer_is_generated_grounded_and_counted_exactly(api, zoo_tenant, searc
 
 
 def _events(response) -> list[tuple[str, dict]]:
-    text = b"".join(response.streaming_content).decode()
-    events = []
-    for block in text.strip().split("\n\n"):
-        lines = block.split("\n")
-        name = next(line[7:] for line in lines if line.startswith("event: "))
-        data = "\n".join(line[6:] for line in lines if line.startswith("data: "))
-        events.append((name, json.loads(data)))
-    return events
+    return sse_events(b"".join(response.streaming_content))
 
 
 def test_streamed_answer_deltas_add_up_to_the_final_event(api, zoo_tenant):

@@ -5,6 +5,8 @@ import json
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
+from tests.helpers import sse_events
+
 ZOO = "# Zoo\n\nThe zebras eat meadow hay. The penguins eat herring every morning."
 
 
@@ -35,8 +37,8 @@ def test_two_simultaneous_generations_both_complete(
     assert plain_status == stream_status == 200
     answer = json.loads(plain)
     assert answer["answer"].strip() and answer["usage"]["completion_tokens"] > 0
-    events = [block for block in stream.decode().split("\n\n") if block.strip()]
-    assert events[-1].startswith("event: done")
-    done = json.loads(events[-1].split("data: ", 1)[1])
-    deltas = [json.loads(e.split("data: ", 1)[1])["text"] for e in events[:-1]]
-    assert "".join(deltas) == done["answer"] and done["answer"].strip()
+    events = sse_events(stream)
+    assert events[-1][0] == "done" and {name for name, _ in events[:-1]} == {"delta"}
+    done = events[-1][1]
+    assert "".join(data["text"] for _, data in events[:-1]) == done["answer"]
+    assert done["answer"].strip()
