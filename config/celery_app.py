@@ -4,6 +4,7 @@ import os
 
 from celery import Celery
 from celery.signals import task_postrun, task_prerun, worker_init, worker_process_init
+from django.db import close_old_connections
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
@@ -15,6 +16,9 @@ app.autodiscover_tasks()
 @worker_init.connect
 def _refuse_unsafe_role(**kwargs) -> None:
     """Like the web server, a worker whose role could bypass RLS refuses to start."""
+    # Names the worker's connections in pg_stat_activity (libpq reads PGAPPNAME), before the
+    # first one opens; the pool's children inherit it.
+    os.environ.setdefault("PGAPPNAME", "tenantry-worker")
     from tenants.roles import assert_app_role_cannot_bypass_rls
 
     assert_app_role_cannot_bypass_rls()
@@ -44,6 +48,17 @@ def _observability(**kwargs) -> None:
     from observability.celery import process_started
 
     process_started()
+
+
+@task_prerun.connect
+@task_postrun.connect
+def _age_out_connections(task=None, **kwargs) -> None:
+    """What Django does around each request: close a connection past CONN_MAX_AGE, one left
+    in a transaction or broken by an error, and health-check the rest on their next use.
+    Connections are otherwise kept between tasks (settings.CELERY_DB_REUSE_MAX says why).
+    A task applied eagerly runs inside its caller's connection use and is left alone."""
+    if not getattr(getattr(task, "request", None), "is_eager", False):
+        close_old_connections()
 
 
 @task_prerun.connect

@@ -127,6 +127,13 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+# Celery's Django fixup closes every database connection before and after each task unless this
+# is set (celery/celery#4116): two new connections, role checks and type lookups per task, about
+# a tenth of a small document's ingestion. With it, config.celery_app ages connections out as
+# Django does between requests (CONN_MAX_AGE, errors, a transaction left open), and the fixup
+# still closes them all every this many tasks. Reuse is safe: a tenant binding is transaction-
+# local (tenants.context).
+CELERY_DB_REUSE_MAX = int(os.environ.get("CELERY_DB_REUSE_MAX", "1000"))
 
 # --- Auth, i18n, static ----------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
@@ -181,6 +188,9 @@ LOGGING = {
 # --- Retrieval-augmented generation ----------------------------------------------------------
 # EMBEDDING_MODEL_PATH (environment only, read by rag.tokenizer): default the packaged MiniLM.
 EMBEDDING_BATCH_SIZE = int(os.environ.get("EMBEDDING_BATCH_SIZE", "32"))
+# Freed memory a process running the embedding model keeps for its next batch instead of
+# returning it to the kernel and faulting it in again (rag.memory_tuning); 0: glibc defaults.
+EMBEDDING_MALLOC_KEEP_MB = int(os.environ.get("EMBEDDING_MALLOC_KEEP_MB", "512"))
 CHUNK_MAX_TOKENS = int(os.environ.get("CHUNK_MAX_TOKENS", "200"))
 CHUNK_OVERLAP_TOKENS = int(os.environ.get("CHUNK_OVERLAP_TOKENS", "32"))
 RAG_MAX_UPLOAD_BYTES = int(os.environ.get("RAG_MAX_UPLOAD_BYTES", str(20 * 1024 * 1024)))

@@ -13,6 +13,7 @@ import threading
 import numpy as np
 from django.conf import settings
 
+from .memory_tuning import malloc_keep_freed_memory
 from .tokenizer import MODEL_PATH_VARIABLE, embedding_model_path
 
 MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
@@ -34,6 +35,9 @@ def get_model():
             if _model is None:
                 os.environ.setdefault("HF_HUB_OFFLINE", "1")
                 from sentence_transformers import SentenceTransformer
+
+                # Before the model's first allocation, so its buffers start in the heap.
+                malloc_keep_freed_memory(settings.EMBEDDING_MALLOC_KEEP_MB)
 
                 _model = SentenceTransformer(str(embedding_model_path()), device="cpu")
     return _model

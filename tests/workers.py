@@ -23,10 +23,18 @@ WORKER_SETTINGS = {
 
 
 class Worker:
-    def __init__(self, log_dir: Path, settings: dict[str, str] | None = None, *, beat: bool = True):
+    def __init__(
+        self,
+        log_dir: Path,
+        settings: dict[str, str] | None = None,
+        *,
+        beat: bool = True,
+        concurrency: int = 1,
+    ):
         self.log_dir = log_dir
         self.settings = WORKER_SETTINGS if settings is None else settings
         self.beat = beat  # tests need the periodic sweeps; a benchmark must not pay for them
+        self.concurrency = concurrency
         self.proc: subprocess.Popen | None = None
         self.starts = 0
 
@@ -45,7 +53,7 @@ class Worker:
                 "--loglevel",
                 "INFO",
                 "--concurrency",
-                "1",
+                str(self.concurrency),
                 "--without-heartbeat",
                 "--without-gossip",
                 "--without-mingle",
