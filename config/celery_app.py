@@ -26,14 +26,15 @@ def _refuse_unsafe_role(**kwargs) -> None:
 
 @worker_process_init.connect
 def _warm_models(**kwargs) -> None:
-    """Load the embedding model once per worker process, before the first task waits for it."""
+    """Size torch to this process's share of the cores (settings.WORKER_EMBEDDING_THREADS says
+    why), and load the embedding model once per worker process, before the first task waits."""
+    import logging
+
+    import torch
     from django.conf import settings
 
+    torch.set_num_threads(settings.WORKER_EMBEDDING_THREADS)
     if settings.EMBEDDING_PRELOAD:
-        import logging
-
-        import torch
-
         from rag.embedding import get_model
 
         get_model()

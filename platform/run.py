@@ -66,8 +66,6 @@ def main() -> int:
                 "worker",
                 "--loglevel",
                 "INFO",
-                "--concurrency",
-                os.environ.get("CELERY_CONCURRENCY", "1"),
             ],
             env=env,
             cwd=ROOT,

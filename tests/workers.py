@@ -29,11 +29,12 @@ class Worker:
         settings: dict[str, str] | None = None,
         *,
         beat: bool = True,
-        concurrency: int = 1,
+        concurrency: int | None = 1,
     ):
         self.log_dir = log_dir
         self.settings = WORKER_SETTINGS if settings is None else settings
         self.beat = beat  # tests need the periodic sweeps; a benchmark must not pay for them
+        # Tests run one process; None sizes the worker as production does (config.settings).
         self.concurrency = concurrency
         self.proc: subprocess.Popen | None = None
         self.starts = 0
@@ -52,8 +53,6 @@ class Worker:
                 *(["-B"] if self.beat else []),
                 "--loglevel",
                 "INFO",
-                "--concurrency",
-                str(self.concurrency),
                 "--without-heartbeat",
                 "--without-gossip",
                 "--without-mingle",
@@ -61,7 +60,10 @@ class Worker:
                 str(self.log_dir / "beat-schedule"),
             ],
             cwd=ROOT,
-            env=service_env(**self.settings),
+            env=service_env(
+                **self.settings,
+                **({"CELERY_CONCURRENCY": str(self.concurrency)} if self.concurrency else {}),
+            ),
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
