@@ -114,7 +114,11 @@ class Chunk(TenantOwnedModel):
                 ef_construction=64,
                 opclasses=["vector_cosine_ops"],
             ),
-            GinIndex(fields=["search_vector"], name="chunk_search_vector_gin"),
+            # No pending list: with fastupdate, new rows wait in an unsorted list that every
+            # keyword search scans (up to gin_pending_list_limit, 4 MB) until a vacuum merges
+            # it, and a platform that keeps ingesting keeps it full. Inserting straight into
+            # the index costs the worker little beside the embedding.
+            GinIndex(fields=["search_vector"], name="chunk_search_vector_gin", fastupdate=False),
         ]
 
     def __str__(self) -> str:
