@@ -92,6 +92,11 @@ _conn_max_age = int(os.environ.get("DB_CONN_MAX_AGE", "60"))
 for _db in (_app_db, _owner_db):
     _db.update(CONN_MAX_AGE=_conn_max_age, CONN_HEALTH_CHECKS=True)
 DATABASES = {"default": _app_db, "owner": _owner_db}
+# Connections to a silo tenant's own database are closed at the end of the request or task
+# that opened them (0), not kept like `default`: every web thread and worker process would
+# otherwise hold one per silo database it served lately, a number that grows with the tenants
+# while max_connections does not. Raise it behind a pooler such as PgBouncer.
+SILO_CONN_MAX_AGE = int(os.environ.get("SILO_CONN_MAX_AGE", "0"))
 DATABASE_ROUTERS = ["tenants.routers.TenantRouter"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

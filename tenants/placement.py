@@ -63,11 +63,29 @@ def server_owner_settings(tenant: Tenant) -> dict:
 
 def forget(tenant: Tenant) -> None:
     """Close and unregister the tenant's aliases in this process (after delete)."""
-    for alias in (f"{SILO_PREFIX}{tenant.id.hex}", f"{OWNER_PREFIX}{tenant.id.hex}"):
+    for alias in _own_aliases(tenant):
         with _lock:
             if alias in connections.settings:
                 connections[alias].close()
                 del connections.settings[alias]
+
+
+def release(tenant: Tenant) -> None:
+    """Close this thread's connections to the tenant's own aliases (its silo database, its
+    owner alias), unless a transaction is open on them.
+
+    Why: a loop over every tenant (the periodic sweeps, the console overview, migrate_tenants)
+    would otherwise hold a connection per silo database at once, and the number of silos grows
+    with the platform while PostgreSQL's max_connections does not. Pool and bridge tenants use
+    `default`, which stays open.
+    """
+    for alias in _own_aliases(tenant):
+        if alias in connections.settings and not connections[alias].in_atomic_block:
+            connections[alias].close()
+
+
+def _own_aliases(tenant: Tenant) -> tuple[str, str]:
+    return f"{SILO_PREFIX}{tenant.id.hex}", f"{OWNER_PREFIX}{tenant.id.hex}"
 
 
 def _register(alias: str, build) -> None:
@@ -102,6 +120,8 @@ def _silo_settings(tenant: Tenant, *, as_owner: bool) -> dict:
         cfg["OPTIONS"].pop("port", None)
         cfg["OPTIONS"].update(remote["OPTIONS"])
     cfg["NAME"] = tenant.silo_database
+    # Not kept past the request or task that opened it (settings.SILO_CONN_MAX_AGE says why).
+    cfg["CONN_MAX_AGE"] = settings.SILO_CONN_MAX_AGE
     return cfg
 
 

@@ -19,6 +19,7 @@ from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
+from tenants import placement
 from tenants.context import tenant_context
 from tenants.models import ApiKey, Tenant, TenantStatus
 
@@ -144,4 +145,5 @@ def retention_enforce_everywhere() -> dict[str, dict[str, int] | str]:
         except Exception as exc:
             logger.exception("could not apply retention to %s", tenant.slug)
             report[tenant.slug] = f"error: {type(exc).__name__}"
+        placement.release(tenant)  # one silo connection at a time, not one per silo
     return report

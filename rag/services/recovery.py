@@ -14,6 +14,7 @@ from django.db import transaction
 from django.db.models.functions import Now
 from django.utils import timezone
 
+from tenants import placement
 from tenants.context import data_alias, tenant_context
 from tenants.models import Tenant, TenantStatus
 
@@ -51,7 +52,8 @@ def documents_requeue_stuck(*, tenant: Tenant) -> tuple[list[str], list[str]]:
 
 
 def documents_requeue_stuck_everywhere() -> dict[str, tuple[list[str], list[str]]]:
-    return {
-        tenant.slug: documents_requeue_stuck(tenant=tenant)
-        for tenant in Tenant.objects.filter(status=TenantStatus.ACTIVE)
-    }
+    report = {}
+    for tenant in Tenant.objects.filter(status=TenantStatus.ACTIVE):
+        report[tenant.slug] = documents_requeue_stuck(tenant=tenant)
+        placement.release(tenant)  # one silo connection at a time, not one per silo
+    return report

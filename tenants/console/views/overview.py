@@ -13,6 +13,7 @@ from django.shortcuts import render
 
 from rag.models import Chunk, Document, DocumentStatus
 
+from ... import placement
 from ...context import tenant_context
 from ...models import IsolationMode, Tenant, TenantStatus, UsageRecord
 from ...services.quotas import METERING_DB
@@ -89,6 +90,7 @@ def dataplane_totals(*, failed_limit: int) -> dict:
         except DatabaseError:
             logger.warning("Overview: the data plane of %s is unreachable", tenant, exc_info=True)
             unreachable.append(tenant)
+        placement.release(tenant)  # one silo connection at a time, not one per silo
     failed.sort(key=lambda row: row["updated_at"], reverse=True)
     return {
         "documents": documents,

@@ -1,6 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
+from ... import placement
 from ...models import IsolationMode, Tenant
 from ...services.dataplane import dataplane_migrate
 
@@ -33,6 +34,8 @@ class Command(BaseCommand):
                     f"{tenant.slug} ({tenant.isolation_mode}): FAILED: {exc}", file=self.stdout
                 )
                 continue
+            finally:
+                placement.release(tenant)  # one silo connection at a time, not one per silo
             result = f"applied {', '.join(applied)}" if applied else "up to date"
             bar.write(f"{tenant.slug} ({tenant.isolation_mode}): {result}", file=self.stdout)
         self.stdout.write(f"{len(tenants) - len(failed)} of {len(tenants)} tenants migrated.")
