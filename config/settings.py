@@ -135,7 +135,7 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # most 4; beyond that the cores are shared out as threads): one process's parsing, chunking and
 # storing is single-threaded Python, and a second process embedding meanwhile keeps every core
 # busy. On 2 cores, 2 processes of 1 thread ingested 0.89-0.95 of `model.encode` alone, 1
-# process of 2 threads 0.76-0.86 (make bench, ingestion section, two runs each). Each process
+# process of 2 threads 0.76-0.86 (make bench, ingestion section; 3 and 2 runs). Each process
 # holds its own copy of the model: 0.5 GB resident, 0.7 GB once it has ingested.
 _cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 CELERY_WORKER_CONCURRENCY = int(os.environ.get("CELERY_CONCURRENCY") or min(_cores, 4))
