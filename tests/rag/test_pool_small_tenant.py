@@ -1,33 +1,10 @@
 """Pool mode: a tenant with a handful of chunks beside one with thousands still gets k results,
 both through the exact path and through the HNSW index with iterative scans."""
 
-import numpy as np
 import pytest
 
-from rag.chunking import ChunkDraft
-from rag.models import Document
-from rag.services.chunk_store import chunks_replace
 from rag.services.search import chunk_search
-from tenants.context import data_alias, tenant_context
-
-
-def _fill(tenant, n: int, seed: int) -> None:
-    rng = np.random.default_rng(seed)
-    with tenant_context(tenant):
-        doc = Document.objects.create(
-            title=f"bulk-{n}", content_hash=f"{seed}".ljust(64, "0"), status="ready", chunks_total=n
-        )
-        vectors = rng.normal(size=(n, 384)).astype(np.float32)
-        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-        drafts = [
-            ChunkDraft(
-                ordinal=i, text=f"passage {i} of {tenant.slug}", heading_path="", token_count=4
-            )
-            for i in range(n)
-        ]
-        chunks_replace(
-            alias=data_alias(), document_id=doc.id, chunks=drafts, vectors=vectors, metadata={}
-        )
+from tests.rag.chunks import fill_chunks
 
 
 @pytest.mark.parametrize(
@@ -40,8 +17,8 @@ def test_small_tenant_gets_k_results_beside_a_large_one(
     settings.SEARCH_EXACT_CROSSOVER = crossover
     settings.HNSW_EF_SEARCH = 40
     large, small = make_tenant("pool"), make_tenant("pool")
-    _fill(large, 5000, seed=1)
-    _fill(small, 8, seed=2)
+    fill_chunks(large, 5000, seed=1)
+    fill_chunks(small, 8, seed=2)
     for k in (5, 8):
         hits = chunk_search(tenant=small, query="passage", k=k, mode="vector").hits
         assert len(hits) == k
