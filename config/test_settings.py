@@ -9,6 +9,13 @@ import tempfile
 _THROWAWAY = "DATABASE_URL" not in os.environ and "DATA_DIR" not in os.environ
 if _THROWAWAY:
     os.environ["DATA_DIR"] = tempfile.mkdtemp(prefix="tenantry-test-")
+    import sys
+
+    print(
+        f"==> Starting a throwaway embedded PostgreSQL and Redis in {os.environ['DATA_DIR']}",
+        file=sys.stderr,
+        flush=True,
+    )
 
 from .settings import *  # noqa: F403, E402 - DATA_DIR must be chosen first (see above)
 

@@ -1,4 +1,5 @@
-"""Readiness: can this process serve? The database, Redis, and both models.
+"""Readiness: can this process serve? The database (computing a vector distance), Redis, and
+both models.
 
 "Loadable" for a model means: already loaded in this process, or its files are where the
 settings say. Probes come every few seconds, so no probe ever loads a model (hundreds of MB,
@@ -16,6 +17,8 @@ from collections.abc import Callable
 from django.conf import settings
 from django.db import connections
 
+from config import vector_check
+
 from .broker import redis_ping
 
 logger = logging.getLogger(__name__)
@@ -32,6 +35,13 @@ def check_database() -> str:
         cursor.execute("SELECT 1")
         cursor.fetchone()
     return "ok"
+
+
+def check_vectors() -> str:
+    """One distance computed by pgvector: a server whose pgvector cannot (built for another
+    CPU, or missing) answers `SELECT 1` and crashes on the first search."""
+    with connections["default"].cursor() as cursor:
+        return vector_check.check_cursor(cursor)
 
 
 def check_redis() -> str:
@@ -71,6 +81,7 @@ def check_generator() -> str:
 
 CHECKS: dict[str, Callable[[], str]] = {
     "database": check_database,
+    "vectors": check_vectors,
     "redis": check_redis,
     "embedding_model": check_embedding_model,
     "generator": check_generator,

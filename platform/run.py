@@ -19,7 +19,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from config import embedded  # noqa: E402
+from config import embedded, vector_check  # noqa: E402
+
+
+def step(message: str) -> None:
+    """One line per start-up step, so a slow first start never looks like a hang."""
+    print(f"==> {message}", flush=True)
 
 
 def main() -> int:
@@ -27,12 +32,18 @@ def main() -> int:
     port = os.environ.get("PORT", "8000")
     env = dict(os.environ, DATA_DIR=str(data_dir), DJANGO_SETTINGS_MODULE="config.settings")
     if not env.get("DATABASE_URL"):
-        print(f"Starting embedded PostgreSQL in {data_dir / 'pgdata'} ...", flush=True)
+        step(f"Starting embedded PostgreSQL in {data_dir / 'pgdata'}")
         pg = embedded.start_postgres(data_dir / "pgdata", passwords_from=data_dir)
         env["DATABASE_URL"] = pg.url(embedded.APP_ROLE)
         env["OWNER_DATABASE_URL"] = pg.url(embedded.OWNER_ROLE)
+    step("Checking that PostgreSQL computes vector distances (pgvector)")
+    try:
+        vector_check.check_dsn(env["DATABASE_URL"])
+    except vector_check.VectorsBroken as exc:
+        print(f"Cannot start: {exc}", file=sys.stderr, flush=True)
+        return 1
     if not env.get("REDIS_URL"):
-        print(f"Starting embedded Redis in {data_dir / 'redis'} ...", flush=True)
+        step(f"Starting embedded Redis in {data_dir / 'redis'}")
         env["REDIS_URL"] = embedded.start_redis(data_dir / "redis")
 
     # Prometheus multiprocess files: every process writes its own; a new start begins at zero
@@ -42,19 +53,19 @@ def main() -> int:
     env["METRICS_DIR"] = str(metrics_dir)
 
     manage = [sys.executable, str(ROOT / "manage.py")]
-    for step in (
-        ["migrate", "--no-input"],
-        ["migrate_tenants"],
-        ["collectstatic", "--no-input", "-v0"],
+    for message, command in (
+        ("Migrating the platform database", ["migrate", "--no-input"]),
+        ("Migrating bridge schemas and silo databases", ["migrate_tenants"]),
+        ("Collecting static files", ["collectstatic", "--no-input", "-v0"]),
+        (
+            "Creating the console user and demo tenant (when missing)",
+            ["bootstrap_demo", "--base-url", f"http://127.0.0.1:{port}"],
+        ),
     ):
-        subprocess.run(manage + step, env=env, cwd=ROOT, check=True)
-    subprocess.run(
-        [*manage, "bootstrap_demo", "--base-url", f"http://127.0.0.1:{port}"],
-        env=env,
-        cwd=ROOT,
-        check=True,
-    )
+        step(message)
+        subprocess.run(manage + command, env=env, cwd=ROOT, check=True)
 
+    step("Starting the Celery worker (loads the embedding model), Celery beat and the web server")
     children = [
         subprocess.Popen(
             [

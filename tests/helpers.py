@@ -58,3 +58,30 @@ def sse_events(body: bytes) -> list[tuple[str, dict]]:
         data = "\n".join(line[6:] for line in lines if line.startswith("data: "))
         events.append((name, json.loads(data)))
     return events
+
+
+def database_url(url: str, dbname: str) -> str:
+    """The same PostgreSQL URL pointing at another database."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    return urlunsplit(urlsplit(url)._replace(path=f"/{dbname}"))
+
+
+def database_without_pgvector():
+    """A context manager: a real, empty database on the test server without the vector
+    extension; yields its app-role URL and drops it afterwards."""
+    import contextlib
+    import uuid
+
+    @contextlib.contextmanager
+    def make():
+        name = f"novector_{uuid.uuid4().hex[:10]}"
+        with superuser() as conn:
+            conn.execute(f'CREATE DATABASE "{name}" TEMPLATE template0')
+        try:
+            yield database_url(settings.APP_DATABASE_URL, name)
+        finally:
+            with superuser() as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    return make()

@@ -22,13 +22,19 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _start(data_dir: Path, port: int) -> tuple[subprocess.Popen, str]:
+def _launcher_env(data_dir: Path, port: int, **extra: str) -> dict[str, str]:
     env = {
         k: v
         for k, v in os.environ.items()
         if k not in {"DATABASE_URL", "OWNER_DATABASE_URL", "REDIS_URL"}
     }
     env.update(DATA_DIR=str(data_dir), PORT=str(port), DJANGO_SETTINGS_MODULE="config.settings")
+    env.update(extra)
+    return env
+
+
+def _start(data_dir: Path, port: int) -> tuple[subprocess.Popen, str]:
+    env = _launcher_env(data_dir, port)
     proc = subprocess.Popen(
         [sys.executable, str(ROOT / "platform" / "run.py")],
         cwd=ROOT,
@@ -47,9 +53,22 @@ def _start(data_dir: Path, port: int) -> tuple[subprocess.Popen, str]:
         if "Tenantry is running" in line:
             break
     text = "".join(output)
+    # Each step says what it does, so a slow first start never looks like a hang.
+    for step in STEPS:
+        assert f"==> {step}" in text, text
     key = re.search(r"Demo key: (tnt_\S+)", text).group(1)
     _wait_http(f"http://127.0.0.1:{port}/console/login/")
     return proc, key
+
+
+STEPS = (
+    "Starting embedded PostgreSQL",
+    "Checking that PostgreSQL computes vector distances",
+    "Starting embedded Redis",
+    "Migrating the platform database",
+    "Migrating bridge schemas and silo databases",
+    "Starting the Celery worker",
+)
 
 
 def _wait_http(url: str) -> None:
@@ -95,3 +114,21 @@ def test_launcher_serves_console_and_demo_api_and_stops_cleanly(tmp_path):
         assert _get(f"http://127.0.0.1:{port}/api/v1/tenant", key)[0] == 200
     finally:
         _stop(proc)
+
+
+def test_launcher_refuses_to_start_on_a_server_that_cannot_compute_a_vector_distance(pg, tmp_path):
+    from tests.helpers import database_without_pgvector
+
+    with database_without_pgvector() as url:
+        result = subprocess.run(
+            [sys.executable, str(ROOT / "platform" / "run.py")],
+            cwd=ROOT,
+            env=_launcher_env(tmp_path / "var", _free_port(), DATABASE_URL=url),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "Cannot start: PostgreSQL could not compute a vector distance" in result.stderr
+    assert "x86-64-v3" in result.stderr
+    assert "Migrating" not in result.stdout  # stopped before touching anything

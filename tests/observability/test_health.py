@@ -30,6 +30,7 @@ def test_readyz_reports_every_check(pg):
     body = response.json()
     assert body["status"] == "ready"
     assert body["checks"]["database"] == "ok" and body["checks"]["redis"] == "ok"
+    assert body["checks"]["vectors"] == "ok"
     assert body["checks"]["embedding_model"] in {"loaded", "loadable"}
     assert body["checks"]["generator"] in {"loaded", "loadable"}
 
@@ -42,6 +43,37 @@ def test_readyz_is_503_when_redis_is_unreachable(pg, settings):
     assert body["status"] == "not_ready" and body["failed"] == ["redis"]
     assert body["checks"]["redis"] == "failed" and body["checks"]["database"] == "ok"
     assert "127.0.0.1" not in response.content.decode()  # reasons go to the log only
+
+
+def test_readyz_is_503_naming_vectors_when_postgresql_cannot_compute_a_distance(pg):
+    from django.db import connections
+
+    # A server without pgvector where the app looks answers `SELECT 1` but no distance: here,
+    # the request's own connection with a search_path that leaves out pgvector's schema.
+    connection = connections["default"]
+    connection.ensure_connection()
+    with connection.cursor() as cursor:
+        cursor.execute("SET search_path TO pg_catalog")
+    try:
+        response = Client().get("/readyz")
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("RESET search_path")
+    assert response.status_code == 503
+    body = response.json()
+    assert body["failed"] == ["vectors"] and body["checks"]["database"] == "ok"
+
+
+def test_a_server_that_cannot_compute_a_distance_is_named_clearly(pg):
+    from config import vector_check
+    from tests.helpers import database_without_pgvector
+
+    with database_without_pgvector() as url, pytest.raises(vector_check.VectorsBroken) as failure:
+        vector_check.check_dsn(url)
+    message = str(failure.value)
+    assert "could not compute a vector distance" in message
+    assert 'type "vector" does not exist' in message
+    assert "x86-64-v3" in message and "invalid opcode" in message
 
 
 def test_readyz_is_503_when_the_database_is_unreachable(pg, monkeypatch):
