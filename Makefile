@@ -38,12 +38,14 @@ test: $(STAMP) test-packages
 	@echo "==> Running the test suite (throwaway PostgreSQL, Redis, Celery worker and web server; 10-15 minutes on 2 cores)"
 	$(PY) -m pytest
 
-# System programs some tests drive: Chromium (browser tests) and binutils' objdump (the native
-# code portability check). Installed with apt when missing and apt can (as root); without
-# Chromium the browser tests are skipped with the reason, without objdump its test fails.
+# System programs some tests drive: Chromium (browser tests), binutils' objdump (the native
+# code portability check) and PgBouncer (the suite part run behind a transaction pooler).
+# Installed with apt when missing and apt can (as root); without Chromium the browser tests
+# are skipped with the reason, without objdump or PgBouncer their tests fail.
 test-packages:
 	@missing=""; command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
 	  command -v objdump >/dev/null 2>&1 || missing="$$missing binutils"; \
+	  command -v pgbouncer >/dev/null 2>&1 || [ -x /usr/sbin/pgbouncer ] || missing="$$missing pgbouncer"; \
 	  if [ -n "$$missing" ] && command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
 	    echo "==> Installing system packages for the tests:$$missing"; \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing \

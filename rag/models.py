@@ -85,9 +85,32 @@ class Document(TenantOwnedModel):
         return self.title or str(self.id)
 
 
-class Chunk(TenantOwnedModel):
-    """A passage of a document with its embedding and full-text vector."""
+# Chunk ids are shown to tenants (search hits, citations, the query log). Drawn from one shared
+# sequence, a pool tenant could subtract two of its own and count what its neighbours ingested
+# in between; a random id says nothing about anyone. Below 2**53 because API clients parse
+# `chunk_id` as a JSON number (a double); random() has 52 random bits, so 2**52 distinct ids.
+# PostgreSQL draws it as the column default, so every insert path gets one; a rare collision is
+# retried by rag.services.chunk_store.
+RANDOM_CHUNK_ID_SQL = "(floor(random() * 9007199254740991) + 1)::bigint"
 
+
+class RandomChunkId(models.Func):
+    """`rag_chunk.id` default: a random integer in [1, 2**53)."""
+
+    template = RANDOM_CHUNK_ID_SQL
+    output_field = models.BigIntegerField()
+
+    def __init__(self, **extra):
+        super().__init__(**extra)
+
+
+class Chunk(TenantOwnedModel):
+    """A passage of a document with its embedding and full-text vector.
+
+    Its id is random (RANDOM_CHUNK_ID_SQL says why), not the sequence of an identity column.
+    """
+
+    id = models.BigIntegerField(primary_key=True, db_default=RandomChunkId(), editable=False)
     document = models.ForeignKey(Document, on_delete=models.CASCADE, related_name="chunks")
     ordinal = models.IntegerField()
     heading_path = models.TextField(blank=True, default="")

@@ -1,7 +1,10 @@
-"""Reads of the data plane. Those without a `tenant` argument run in the caller's tenant
-context (the API view binds it); those with one bind it themselves."""
+"""Reads of the data plane. Every one takes `tenant=` and binds it for its own short
+transaction (Zulip's `access_stream_by_id`: every lookup names the tenant, and another
+tenant's id finds nothing, exactly as a missing one does)."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from django.db.models import BooleanField, Count, QuerySet
 from django.db.models.expressions import RawSQL
@@ -13,8 +16,47 @@ from .filters import compile_filters
 from .models import Chunk, Document, EvalRun, EvalSet, QueryLog
 
 
-def document_list(*, status: str | None = None, metadata: dict | None = None) -> QuerySet:
-    """The bound tenant's documents, newest first. Raises FilterError for a bad filter."""
+@dataclass(frozen=True)
+class DocumentPage:
+    total: int
+    documents: list[Document]
+
+
+def document_list(
+    *,
+    tenant: Tenant,
+    status: str | None = None,
+    metadata: dict | None = None,
+    offset: int = 0,
+    limit: int = 50,
+    with_metadata: bool = True,
+) -> DocumentPage:
+    """A page of the tenant's documents, newest first, with the number matching in all.
+    Raises FilterError for a bad filter."""
+    with tenant_context(tenant):
+        documents = _documents(status=status, metadata=metadata)
+        if not with_metadata:
+            documents = documents.defer("metadata")
+        return DocumentPage(
+            total=documents.count(), documents=list(documents[offset : offset + limit])
+        )
+
+
+def document_get(*, tenant: Tenant, document_id) -> Document | None:
+    """The tenant's document, or None (another tenant's id finds nothing)."""
+    with tenant_context(tenant):
+        return Document.objects.filter(pk=document_id).first()
+
+
+def document_states(*, tenant: Tenant, document_ids) -> list[dict]:
+    """`id`, `status` and `error` of those of the tenant's documents among `document_ids`."""
+    with tenant_context(tenant):
+        return list(
+            Document.objects.filter(pk__in=list(document_ids)).values("id", "status", "error")
+        )
+
+
+def _documents(*, status: str | None, metadata: dict | None) -> QuerySet:
     documents = Document.objects.all()
     if status:
         documents = documents.filter(status=status)

@@ -55,16 +55,13 @@ def evaluate_set(tenant_id: str, run_id: int) -> str:
     progress and results, never creating a second run. Returns quietly if the tenant or the
     run is gone.
     """
-    from tenants.context import tenant_context
-
-    from .models import EvalRun
+    from .selectors import evalrun_get
     from .services.evaluation import evaluation_run
 
     tenant = Tenant.objects.filter(pk=tenant_id).first()
     if tenant is None:
         return "skipped"
-    with tenant_context(tenant):
-        run = EvalRun.objects.select_related("eval_set").filter(pk=run_id).first()
+    run = evalrun_get(tenant=tenant, run_id=run_id)
     if run is None:
         return "skipped"
     return evaluation_run(tenant=tenant, eval_set=run.eval_set, k=run.k, run=run).status

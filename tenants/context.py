@@ -5,8 +5,14 @@ semantics only (`set_config(..., true)`), `app.tenant_id` and `search_path`. Not
 the transaction, so a pooled connection never carries a tenant into the next request. Outside a
 context the router sends data-plane queries to the shared pool tables with `app.tenant_id`
 unset, where the row-level security policy matches no row: forgetting to bind sees nothing.
+The router does not even get that far: a data-plane query outside a context raises
+`TenantNotBound`, naming the model, so a forgotten binding is a loud bug rather than an empty
+tenant. `dangerously_unbound()` is the named escape hatch for the rare code that must reach the
+fail-closed pool tables with no tenant (tests that prove the fail-closed default, audits).
 
-API authentication, middleware, Celery tasks, management commands and console views all use it.
+Bind per unit of work: each service binds for its own short transaction, never across a model
+generating or a response streaming (see docs/architecture.md). API authentication resolves the
+tenant; services, Celery tasks, management commands and console views bind it.
 """
 
 from __future__ import annotations
@@ -29,17 +35,47 @@ class Binding:
     alias: str
 
 
+class TenantNotBound(RuntimeError):
+    """A data-plane query ran outside any tenant binding: a bug in the caller."""
+
+
 _binding: ContextVar[Binding | None] = ContextVar("tenantry_binding", default=None)
+_unbound_allowed: ContextVar[bool] = ContextVar("tenantry_unbound_allowed", default=False)
 
 
 def current_binding() -> Binding | None:
     return _binding.get()
 
 
-def data_alias() -> str:
-    """The alias data-plane queries go to now: the bound tenant's, else the fail-closed pool."""
+def data_alias(model=None) -> str:
+    """The alias data-plane queries go to now: the bound tenant's.
+
+    Outside a binding it raises TenantNotBound (naming `model` when given), unless the caller
+    is inside `dangerously_unbound()`, which gets the fail-closed pool tables (no row visible).
+    """
     binding = _binding.get()
-    return binding.alias if binding else "default"
+    if binding is not None:
+        return binding.alias
+    if _unbound_allowed.get():
+        return "default"
+    what = f"{model._meta.label} " if model is not None else ""
+    raise TenantNotBound(
+        f"Data-plane query {what}outside a tenant binding: call a service or selector that "
+        "takes tenant=, or wrap the query in tenant_context(tenant)."
+    )
+
+
+@contextmanager
+def dangerously_unbound() -> Iterator[None]:
+    """Let data-plane queries run with no tenant bound; row-level security then shows none.
+
+    Only for code whose point is the unbound state: proving it fails closed, auditing it.
+    """
+    token = _unbound_allowed.set(True)
+    try:
+        yield
+    finally:
+        _unbound_allowed.reset(token)
 
 
 @contextmanager

@@ -1,4 +1,5 @@
-"""Database router: data-plane models follow the tenant context; everything else is `default`."""
+"""Database router: data-plane models follow the tenant context (and refuse to run outside one);
+everything else is `default`."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ DATA_PLANE_APPS = frozenset({"rag"})
 class TenantRouter:
     def db_for_read(self, model, **hints):
         if model._meta.app_label in DATA_PLANE_APPS:
-            return data_alias()
+            return data_alias(model)  # raises TenantNotBound outside a binding
         return "default"
 
     db_for_write = db_for_read

@@ -56,6 +56,9 @@ class Worker:
                 "--without-heartbeat",
                 "--without-gossip",
                 "--without-mingle",
+                # Test-only probes of the connection state a task finds (tests/celery_probe.py).
+                "--include",
+                "tests.celery_probe",
                 "--schedule",
                 str(self.log_dir / "beat-schedule"),
             ],

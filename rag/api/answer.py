@@ -16,6 +16,7 @@ from tenants.services.quotas import QuotaExceeded
 from ..filters import FilterError
 from ..generation.gate import GeneratorBusy
 from ..services.answer import AnswerSession, answer_prepare
+from ..services.search import UnknownDocuments
 from .serializers import JSONObjectField
 from .sse import EventStream, sse_event, sse_response
 
@@ -72,6 +73,8 @@ def start_answer(request, params: dict, **extra) -> AnswerSession:
         )
     except FilterError as exc:
         raise Problem(422, "invalid_filter", str(exc)) from exc
+    except UnknownDocuments as exc:
+        raise Problem(404, "not_found", str(exc)) from exc
     try:
         return session.start()
     except QuotaExceeded as exc:

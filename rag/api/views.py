@@ -1,5 +1,6 @@
-"""Documents and search API. Views validate and delegate to services; the tenant context is
-bound by TenantAPIView, so every query below reaches only the caller's store."""
+"""Documents and search API. Views validate and delegate to services and selectors, each of
+which binds the caller's tenant for its own short transaction, so every query below reaches
+only the caller's store."""
 
 from __future__ import annotations
 
@@ -18,11 +19,10 @@ from tenants.models import ApiKeyScope, UsageKind
 from tenants.services.usage import usage_record
 
 from ..filters import FilterError
-from ..models import Document
-from ..selectors import document_list
+from ..selectors import document_get, document_list
 from ..services.documents import DocumentRejected, document_delete, document_submit
 from ..services.querylog import querylog_record
-from ..services.search import chunk_search
+from ..services.search import UnknownDocuments, chunk_search
 from ..tokenizer import count_tokens
 from .serializers import (
     DocumentCreateSerializer,
@@ -34,8 +34,20 @@ from .serializers import (
 
 
 class DocumentPagination(LimitOffsetPagination):
+    """`?limit=&offset=` as DRF reads them; the page itself comes from the selector, which
+    counts and slices inside the tenant's binding."""
+
     default_limit = 50
     max_limit = 500
+
+    def window(self, request) -> tuple[int, int]:
+        self.request = request
+        self.limit, self.offset = self.get_limit(request), self.get_offset(request)
+        return self.offset, self.limit
+
+    def respond(self, total: int, data: list):
+        self.count = total
+        return self.get_paginated_response(data)
 
 
 def _reject_oversized(request) -> None:
@@ -65,16 +77,19 @@ class DocumentListView(TenantAPIView):
     def get(self, request):
         params = DocumentListParams(data=request.query_params)
         params.is_valid(raise_exception=True)
+        paginator = DocumentPagination()
+        offset, limit = paginator.window(request)
         try:
-            documents = document_list(
+            page = document_list(
+                tenant=request.user.tenant,
                 status=params.validated_data.get("status"),
                 metadata=params.validated_data.get("metadata"),
+                offset=offset,
+                limit=limit,
             )
         except FilterError as exc:
             raise Problem(422, "invalid_filter", str(exc)) from exc
-        paginator = DocumentPagination()
-        page = paginator.paginate_queryset(documents, request, view=self)
-        return paginator.get_paginated_response(DocumentSerializer(page, many=True).data)
+        return paginator.respond(page.total, DocumentSerializer(page.documents, many=True).data)
 
     @extend_schema(
         request=DocumentCreateSerializer,
@@ -118,7 +133,7 @@ class DocumentDetailView(TenantAPIView):
 
     @extend_schema(responses=DocumentSerializer)
     def get(self, request, document_id):
-        document = Document.objects.filter(pk=document_id).first()
+        document = document_get(tenant=request.user.tenant, document_id=document_id)
         if document is None:
             raise Problem(404, "not_found", "No such document.")
         return Response(DocumentSerializer(document).data)
@@ -150,6 +165,8 @@ class SearchView(TenantAPIView):
             )
         except FilterError as exc:
             raise Problem(422, "invalid_filter", str(exc)) from exc
+        except UnknownDocuments as exc:
+            raise Problem(404, "not_found", str(exc)) from exc
         usage_record(
             tenant=request.user.tenant,
             api_key=request.auth,

@@ -254,18 +254,37 @@ class AnswerSession:
             "total_ms": ms(self.started, end),
         }
 
+    def tenant_timings(self) -> dict:
+        """The timings the tenant is shown (see visible_timings)."""
+        return visible_timings(self.timings())
+
     def result(self) -> dict:
         """The answer API's response body (and the final event of its stream)."""
         return {
             "answer": self.answer,
             "citations": [c.__dict__ for c in self.citations],
             "usage": self.usage(),
-            "timings": self.timings(),
+            "timings": self.tenant_timings(),
             "model": self.model_name,
             "finish_reason": self.stats.finish_reason,
             "max_tokens": self.prompt.max_tokens,
             "cached": self.cached is not None,
         }
+
+
+# What a tenant is told of its wait for the shared generator: a bucket, not a figure. The wait
+# is other tenants' generations, so an exact queue_ms would time their activity. (Its whole
+# latency still includes the wait: one model shared by every tenant of a process cannot hide
+# that, only bound it, through generation slots and the queue limit.) Operators get the exact
+# figure in metrics and the query log.
+QUEUE_BUCKETS_MS = (0, 100, 1000, 10000)
+
+
+def visible_timings(timings: dict) -> dict:
+    """The timings a tenant may see: queue_ms as the lower bound of its bucket."""
+    waited = timings["queue_ms"]
+    bucket = max(bound for bound in QUEUE_BUCKETS_MS if bound <= waited)
+    return {**timings, "queue_ms": float(bucket)}
 
 
 def answer_prepare(

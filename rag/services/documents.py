@@ -14,7 +14,7 @@ from django.db import IntegrityError, transaction
 
 from tenants.context import data_alias, tenant_context
 from tenants.models import Tenant
-from tenants.services.quotas import QuotaExceeded, storage_admit
+from tenants.services.quotas import QuotaExceeded, quota_get, storage_admit
 
 from ..models import Document, DocumentSource, DocumentStatus
 from ..parsing import ParseError, document_parse
@@ -67,8 +67,10 @@ def document_submit(
         "chunks_embedded": 0,
         "attempts": 0,
     }
+    # Read before the store's transaction opens (storage_admit says why).
+    quota = quota_get(tenant=tenant)
     try:
-        return _store(tenant, data, filename, external_id, fields)
+        return _store(tenant, quota, data, filename, external_id, fields)
     except QuotaExceeded as exc:
         raise DocumentRejected(exc.status, exc.code, exc.detail) from exc
     except IntegrityError:
@@ -77,7 +79,7 @@ def document_submit(
             return Submission(Document.objects.get(content_hash=content_hash), "duplicate")
 
 
-def _store(tenant, data, filename, external_id, fields) -> Submission:
+def _store(tenant, quota, data, filename, external_id, fields) -> Submission:
     from ..tasks import ingest_document  # the task module imports this one
 
     with tenant_context(tenant):
@@ -93,6 +95,7 @@ def _store(tenant, data, filename, external_id, fields) -> Submission:
         # tenant are counted one after another. A duplicate (above) is not charged.
         storage_admit(
             tenant=tenant,
+            quota=quota,
             size_bytes=fields["size_bytes"],
             replacing_bytes=current.size_bytes if current is not None else 0,
         )

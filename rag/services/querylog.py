@@ -19,9 +19,9 @@ from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
-from tenants import placement
 from tenants.context import tenant_context
 from tenants.models import ApiKey, Tenant, TenantStatus
+from tenants.sweep import each_tenant
 
 from ..models import AnswerCacheEntry, CorpusVersion, EmbeddingCacheEntry, QueryLog
 
@@ -137,13 +137,10 @@ def retention_enforce_everywhere() -> dict[str, dict[str, int] | str]:
     """Every tenant with a store (active or suspended: retention is a promise about data, not
     about service), each in its own tenant context. One tenant's failure (a silo server down)
     is logged and reported, and the others are still pruned."""
-    report: dict[str, dict[str, int] | str] = {}
     tenants = Tenant.objects.filter(status__in=[TenantStatus.ACTIVE, TenantStatus.SUSPENDED])
-    for tenant in tenants.order_by("slug"):
-        try:
-            report[tenant.slug] = retention_enforce(tenant=tenant)
-        except Exception as exc:
-            logger.exception("could not apply retention to %s", tenant.slug)
-            report[tenant.slug] = f"error: {type(exc).__name__}"
-        placement.release(tenant)  # one silo connection at a time, not one per silo
-    return report
+    return {
+        tenant.slug: outcome.report()
+        for tenant, outcome in each_tenant(
+            tenants.order_by("slug"), lambda tenant: retention_enforce(tenant=tenant)
+        )
+    }

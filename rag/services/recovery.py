@@ -14,9 +14,9 @@ from django.db import transaction
 from django.db.models.functions import Now
 from django.utils import timezone
 
-from tenants import placement
 from tenants.context import data_alias, tenant_context
 from tenants.models import Tenant, TenantStatus
+from tenants.sweep import each_tenant
 
 from ..models import Document, DocumentStatus
 
@@ -51,9 +51,12 @@ def documents_requeue_stuck(*, tenant: Tenant) -> tuple[list[str], list[str]]:
     return requeued, failed
 
 
-def documents_requeue_stuck_everywhere() -> dict[str, tuple[list[str], list[str]]]:
-    report = {}
-    for tenant in Tenant.objects.filter(status=TenantStatus.ACTIVE):
-        report[tenant.slug] = documents_requeue_stuck(tenant=tenant)
-        placement.release(tenant)  # one silo connection at a time, not one per silo
-    return report
+def documents_requeue_stuck_everywhere() -> dict[str, tuple[list[str], list[str]] | str]:
+    """Every active tenant; one whose store cannot be reached is reported and the rest go on."""
+    tenants = Tenant.objects.filter(status=TenantStatus.ACTIVE).order_by("slug")
+    return {
+        tenant.slug: outcome.report()
+        for tenant, outcome in each_tenant(
+            tenants, lambda tenant: documents_requeue_stuck(tenant=tenant)
+        )
+    }

@@ -29,6 +29,11 @@ MODES = ("hybrid", "vector", "keyword")
 RRF_K = 60
 
 
+class UnknownDocuments(LookupError):
+    """`document_ids` named a document the tenant does not have (another tenant's, or none):
+    the two look the same (404), so an id tells nothing about other tenants."""
+
+
 @dataclass(frozen=True)
 class SearchHit:
     chunk_id: int
@@ -56,7 +61,8 @@ def chunk_search(
     document_ids: list | None = None,
     observe: bool = True,
 ) -> SearchResult:
-    """The tenant's k best chunks for `query`. Raises FilterError for a bad filter.
+    """The tenant's k best chunks for `query`. Raises FilterError for a bad filter and
+    UnknownDocuments when `document_ids` names a document the tenant does not have.
 
     `observe=False` when the search is a stage of something else (an answer's retrieval),
     which reports itself.
@@ -80,6 +86,8 @@ def chunk_search(
         tenant_context(tenant),
         connections[data_alias()].cursor() as cursor,
     ):
+        if document_ids:
+            _require_documents(cursor, document_ids)
         ranked: list[list[tuple[int, float]]] = []
         if vector is not None:
             ranked.append(_vector_ids(cursor, vector, pool, clauses, params))
@@ -96,6 +104,13 @@ def chunk_search(
     if observe:
         observe_search(tenant=tenant, mode=mode, timings=timings)
     return SearchResult(hits=hits, timings=timings)
+
+
+def _require_documents(cursor, document_ids: list) -> None:
+    wanted = {str(d) for d in document_ids}
+    cursor.execute("SELECT count(*) FROM rag_document WHERE id = ANY(%s::uuid[])", [sorted(wanted)])
+    if cursor.fetchone()[0] != len(wanted):
+        raise UnknownDocuments("No such document.")
 
 
 def _where(clauses: list[str]) -> str:

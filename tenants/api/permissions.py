@@ -20,9 +20,10 @@ class HasTenant(permissions.BasePermission):
                 f"Tenant {request.user.tenant.slug!r} is {request.user.tenant.status}.",
                 code="tenant_suspended",
             )
-        required = view.required_scope(request) if hasattr(view, "required_scope") else None
-        if required and required not in request.auth.scopes:
+        required = view.required_scopes(request) if hasattr(view, "required_scopes") else set()
+        if required is not None and not required & set(request.auth.scopes):
+            needed = " or ".join(repr(scope) for scope in sorted(required)) or "a defined"
             raise exceptions.PermissionDenied(
-                f"This API key lacks the {required!r} scope.", code="insufficient_scope"
+                f"This API key lacks the {needed} scope.", code="insufficient_scope"
             )
         return True

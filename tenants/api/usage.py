@@ -7,7 +7,7 @@ from rest_framework import serializers
 from rest_framework.response import Response
 
 from ..services.usage import usage_summary
-from .base import TenantAPIView
+from .base import ANY_KEY, TenantAPIView
 
 
 class RequestUsageSerializer(serializers.Serializer):
@@ -56,6 +56,8 @@ class UsageSerializer(serializers.Serializer):
 class UsageView(TenantAPIView):
     """Requests this hour per kind, tokens of the last 24 hours, documents, stored bytes and
     running generations, each against the tenant's quota."""
+
+    scopes = {"GET": ANY_KEY}
 
     @extend_schema(responses=UsageSerializer)
     def get(self, request):

@@ -6,7 +6,7 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.response import Response
 
-from .base import TenantAPIView
+from .base import ANY_KEY, TenantAPIView
 
 
 class TenantSerializer(serializers.Serializer):
@@ -19,6 +19,8 @@ class TenantSerializer(serializers.Serializer):
 
 class CurrentTenantView(TenantAPIView):
     """The caller's tenant and the scopes of the key used."""
+
+    scopes = {"GET": ANY_KEY}
 
     @extend_schema(responses=TenantSerializer)
     def get(self, request):

@@ -255,9 +255,17 @@ def generations_running(*, tenant: Tenant) -> int:
 # --- Documents and stored bytes --------------------------------------------------------------
 
 
-def storage_admit(*, tenant: Tenant, size_bytes: int, replacing_bytes: int = 0) -> None:
+def storage_admit(
+    *, tenant: Tenant, quota: TenantQuota, size_bytes: int, replacing_bytes: int = 0
+) -> None:
     """Refuse a document the tenant has no room for; call it inside `tenant_context(tenant)`
     just before the document is stored, in the same transaction.
+
+    `quota` comes from `quota_get`, called *before* the tenant's transaction opens: it is read
+    on the `metering` connection, and a request that holds one pooled connection in a
+    transaction while it waits for a second one deadlocks a small pool (PgBouncer with a pool
+    of 2 under concurrent uploads: every server connection held by a request waiting for
+    another).
 
     `replacing_bytes` is the size of the document being replaced (a replacement adds no
     document, and only its growth counts against the bytes). Raises QuotaExceeded: 413
@@ -270,7 +278,6 @@ def storage_admit(*, tenant: Tenant, size_bytes: int, replacing_bytes: int = 0) 
     alias = data_alias()
     if binding is None or binding.tenant_id != tenant.pk or not connections[alias].in_atomic_block:
         raise RuntimeError("storage_admit must run inside tenant_context(tenant).")
-    quota = quota_get(tenant=tenant)
     with connections[alias].cursor() as cursor:
         cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_storage_lock_key(tenant)])
     document_model = apps.get_model("rag", "Document")

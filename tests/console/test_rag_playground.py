@@ -84,12 +84,12 @@ def test_an_answer_streams_with_citations_of_that_tenant_only(mode, staff_client
     assert row.api_key_id is None and row.completion_tokens == done["usage"]["completion_tokens"]
 
     # Each citation opens its chunk in the console; under the other tenant's slug the id finds
-    # nothing (pool) or that tenant's own chunk (bridge and silo number chunks per store).
+    # nothing, in every mode (chunk ids are random, not numbered per store).
     chunk_id = done["citations"][0]["chunk_id"]
     chunk = staff_client.get(reverse("console:tenant-chunk", args=[farm.slug, chunk_id]))
     assert chunk.status_code == 200 and "goats graze on clover" in chunk.content.decode()
     crossed = staff_client.get(reverse("console:tenant-chunk", args=[zoo.slug, chunk_id]))
-    assert crossed.status_code == (404 if mode == "pool" else 200)
+    assert crossed.status_code == 404
     assert b"goats" not in crossed.content
 
 

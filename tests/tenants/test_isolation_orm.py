@@ -4,7 +4,7 @@ import pytest
 from django.db import DatabaseError
 
 from rag.models import Document
-from tenants.context import tenant_context
+from tenants.context import TenantNotBound, dangerously_unbound, tenant_context
 from tests.conftest import MODES
 
 
@@ -39,13 +39,16 @@ def test_a_write_naming_another_tenant_is_refused_by_postgres(make_tenant, mode)
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_queries_outside_a_tenant_context_see_nothing(make_tenant, mode):
+def test_queries_outside_a_tenant_context_raise_and_underneath_see_nothing(make_tenant, mode):
     tenant = make_tenant(mode)
     with tenant_context(tenant):
         _doc("hidden")
-    assert Document.objects.count() == 0
-    with pytest.raises(DatabaseError, match="row-level security"):
-        _doc("orphan")  # no tenant bound: the default tenant_id is NULL and the policy refuses
+    with pytest.raises(TenantNotBound, match=r"rag\.Document"):
+        Document.objects.count()
+    with dangerously_unbound():
+        assert Document.objects.count() == 0
+        with pytest.raises(DatabaseError, match="row-level security"):
+            _doc("orphan")  # no tenant bound: the default tenant_id is NULL; the policy refuses
 
 
 @pytest.mark.parametrize("outer_mode", MODES)

@@ -1,21 +1,10 @@
 """A silo tenant on a second PostgreSQL server (a second embedded instance) works end to end."""
 
-import pytest
-from django.conf import settings
-
 from config import embedded
 from rag.models import Document
 from tenants.context import tenant_context
 from tests.conftest import bearer
 from tests.helpers import superuser
-
-
-@pytest.fixture(scope="session")
-def second_server(tmp_path_factory):
-    pgdata = tmp_path_factory.mktemp("second-server") / "pgdata"
-    server = embedded.start_postgres(pgdata, passwords_from=settings.DATA_DIR)
-    yield server
-    embedded.stop_postgres(pgdata)
 
 
 def _remote_databases(server) -> set[str]:

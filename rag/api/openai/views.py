@@ -8,7 +8,7 @@ import uuid
 
 from rest_framework.response import Response
 
-from tenants.api.base import TenantAPIView
+from tenants.api.base import ANY_KEY, TenantAPIView
 from tenants.api.quota import admit, with_headers
 from tenants.models import ApiKeyScope
 from tenants.services.usage import usage_record
@@ -34,6 +34,8 @@ class OpenAIView(TenantAPIView):
 
 
 class ModelsView(OpenAIView):
+    scopes = {"GET": ANY_KEY}
+
     def get(self, request):
         created = 0
         data = [
@@ -145,7 +147,7 @@ class ChatCompletionsView(OpenAIView):
                 ],
                 "usage": session.usage(),
                 "citations": [c.__dict__ for c in session.citations],
-                "timings": session.timings(),
+                "timings": session.tenant_timings(),
                 "cached": session.cached is not None,
             }
             return with_headers(Response(body), rate_headers)
@@ -172,7 +174,7 @@ class ChatCompletionsView(OpenAIView):
                 session.stats.finish_reason,
                 usage=session.usage(),
                 citations=[c.__dict__ for c in session.citations],
-                timings=session.timings(),
+                timings=session.tenant_timings(),
             )
             if include_usage:
                 usage_chunk = {

@@ -11,10 +11,9 @@ from django.template.defaultfilters import filesizeformat
 from django.views.decorators.http import require_POST, require_safe
 from django.views.decorators.vary import vary_on_headers
 
-from tenants.context import tenant_context
 from tenants.models import Tenant
 
-from ...selectors import document_list
+from ...selectors import document_get, document_list
 from ...services.documents import DocumentRejected, document_delete, document_submit
 from ..forms import DocumentUploadForm
 from . import wants_fragment
@@ -52,8 +51,7 @@ def document_upload(request, slug):
 def document_row(request, slug, document_id):
     """One table row; it polls itself while the document is queued or processing."""
     tenant = get_object_or_404(Tenant, slug=slug)
-    with tenant_context(tenant):
-        document = document_list().filter(pk=document_id).first()
+    document = document_get(tenant=tenant, document_id=document_id)
     if document is None:
         raise Http404("No such document.")
     return render(request, "console/rag/_document_row.html", {"tenant": tenant, "d": document})
@@ -96,17 +94,14 @@ def _submit(request, tenant: Tenant, upload) -> None:
 
 
 def _render(request, tenant: Tenant, form: DocumentUploadForm, status: int = 200):
-    with tenant_context(tenant):
-        listed = document_list()
-        total = listed.count()
-        rows = list(listed.defer("metadata")[:SHOWN])
+    page = document_list(tenant=tenant, limit=SHOWN, with_metadata=False)
     context = {
         "tenant": tenant,
         "tab": "documents",
         "nav": "tenants",
         "form": form,
-        "documents": rows,
-        "total": total,
+        "documents": page.documents,
+        "total": page.total,
         "shown": SHOWN,
     }
     template = (

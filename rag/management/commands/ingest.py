@@ -8,10 +8,10 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from tenants.context import tenant_context
 from tenants.management.commands._base import get_tenant
 
-from ...models import Document, DocumentStatus
+from ...models import DocumentStatus
+from ...selectors import document_states
 from ...services.documents import DocumentRejected, document_submit
 from ...services.ingest import document_ingest
 
@@ -67,8 +67,8 @@ class Command(BaseCommand):
         deadline = time.monotonic() + timeout
         with tqdm(total=len(queued), desc="ingest", unit="doc", file=self.stderr) as bar:
             while time.monotonic() < deadline:
-                with tenant_context(tenant):
-                    done = Document.objects.filter(pk__in=list(queued), status__in=DONE).count()
+                states = document_states(tenant=tenant, document_ids=queued)
+                done = sum(1 for state in states if state["status"] in DONE)
                 bar.update(done - bar.n)
                 if done == len(queued):
                     return
@@ -81,10 +81,7 @@ class Command(BaseCommand):
     def _report(self, tenant, queued, failed, no_wait: bool) -> int:
         if no_wait:
             return 0
-        with tenant_context(tenant):
-            docs = list(
-                Document.objects.filter(pk__in=list(queued)).values("id", "status", "error")
-            )
+        docs = document_states(tenant=tenant, document_ids=queued)
         for doc in docs:
             if doc["status"] == DocumentStatus.FAILED:
                 failed.append((queued[str(doc["id"])], doc["error"]))

@@ -7,16 +7,15 @@ import logging
 from datetime import datetime, timedelta
 
 from django.contrib.admin.views.decorators import staff_member_required
-from django.db import DatabaseError, connections
+from django.db import connections
 from django.db.models import Count, F, Sum
 from django.shortcuts import render
 
 from rag.models import Chunk, Document, DocumentStatus
 
-from ... import placement
-from ...context import tenant_context
 from ...models import IsolationMode, Tenant, TenantStatus, UsageRecord
 from ...services.quotas import METERING_DB
+from ...sweep import each_tenant
 
 logger = logging.getLogger(__name__)
 
@@ -76,21 +75,24 @@ def dataplane_totals(*, failed_limit: int) -> dict:
     documents = chunks = 0
     failed: list[dict] = []
     unreachable: list[Tenant] = []
-    for tenant in Tenant.objects.exclude(status=TenantStatus.PROVISIONING):
-        try:
-            with tenant_context(tenant):
-                documents += Document.objects.count()
-                chunks += Chunk.objects.count()
-                recent = (
-                    Document.objects.filter(status=DocumentStatus.FAILED)
-                    .order_by("-updated_at")
-                    .values("id", "title", "error", "updated_at")[:failed_limit]
-                )
-                failed.extend({"tenant": tenant, **row} for row in recent)
-        except DatabaseError:
-            logger.warning("Overview: the data plane of %s is unreachable", tenant, exc_info=True)
+
+    def totals(tenant: Tenant) -> tuple[int, int, list[dict]]:
+        recent = (
+            Document.objects.filter(status=DocumentStatus.FAILED)
+            .order_by("-updated_at")
+            .values("id", "title", "error", "updated_at")[:failed_limit]
+        )
+        return Document.objects.count(), Chunk.objects.count(), list(recent)
+
+    tenants = Tenant.objects.exclude(status=TenantStatus.PROVISIONING)
+    for tenant, outcome in each_tenant(tenants, totals):
+        if not outcome.ok:
             unreachable.append(tenant)
-        placement.release(tenant)  # one silo connection at a time, not one per silo
+            continue
+        tenant_documents, tenant_chunks, recent = outcome.value
+        documents += tenant_documents
+        chunks += tenant_chunks
+        failed.extend({"tenant": tenant, **row} for row in recent)
     failed.sort(key=lambda row: row["updated_at"], reverse=True)
     return {
         "documents": documents,

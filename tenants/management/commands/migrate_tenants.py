@@ -1,9 +1,9 @@
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from ... import placement
 from ...models import IsolationMode, Tenant
 from ...services.dataplane import dataplane_migrate
+from ...sweep import each_tenant
 
 
 class Command(BaseCommand):
@@ -24,18 +24,17 @@ class Command(BaseCommand):
         bar = tqdm(
             tenants, desc="migrate_tenants", unit="tenant", file=self.stderr, disable=not tenants
         )
-        for tenant in bar:
-            bar.set_postfix_str(tenant.slug)
-            try:
-                applied = dataplane_migrate(tenant=tenant)
-            except Exception as exc:  # report and go on: one broken tenant must not stop the rest
+        # One broken tenant must not stop the rest: each is reported and the next one runs.
+        migrated = each_tenant(bar, lambda tenant: dataplane_migrate(tenant=tenant), bind=False)
+        for tenant, outcome in migrated:
+            if not outcome.ok:
                 failed.append(tenant.slug)
                 bar.write(
-                    f"{tenant.slug} ({tenant.isolation_mode}): FAILED: {exc}", file=self.stdout
+                    f"{tenant.slug} ({tenant.isolation_mode}): FAILED: {outcome.error}",
+                    file=self.stdout,
                 )
                 continue
-            finally:
-                placement.release(tenant)  # one silo connection at a time, not one per silo
+            applied = outcome.value
             result = f"applied {', '.join(applied)}" if applied else "up to date"
             bar.write(f"{tenant.slug} ({tenant.isolation_mode}): {result}", file=self.stdout)
         self.stdout.write(f"{len(tenants) - len(failed)} of {len(tenants)} tenants migrated.")
