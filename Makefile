@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed-stamp
 PIP_FLAGS ?= --progress-bar on
 LLAMA_CPP := $(shell grep -o '"llama-cpp-python[^"]*"' pyproject.toml)
 
-.PHONY: run test lint bench clean test-packages
+.PHONY: run test test-fast lint bench clean test-packages
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is required ($(PYTHON) not found)"; exit 1; }
@@ -37,6 +37,10 @@ run: $(STAMP)
 test: $(STAMP) test-packages
 	@echo "==> Running the test suite (throwaway PostgreSQL, Redis, Celery worker and web server; 10-15 minutes on 2 cores)"
 	$(PY) -m pytest
+
+# The unit tier: tests that need neither the database nor other processes (under 30 s).
+test-fast: $(STAMP)
+	$(PY) -m pytest -m unit -q
 
 # System programs some tests drive: Chromium (browser tests), binutils' objdump (the native
 # code portability check) and PgBouncer (the suite part run behind a transaction pooler).

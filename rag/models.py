@@ -24,6 +24,11 @@ class DocumentStatus(models.TextChoices):
     FAILED = "failed", "Failed"
 
 
+# Waiting for or under ingestion: what a worker may claim, what recovery watches, what the
+# console keeps polling. Written once here.
+IN_PROGRESS = (DocumentStatus.QUEUED, DocumentStatus.PROCESSING)
+
+
 class CorpusVersion(TenantOwnedModel):
     """A counter that a trigger on rag_document bumps whenever a tenant's documents change
     (migration 0005). Cached answers are keyed on it, so any change, by any path, invalidates
@@ -83,6 +88,10 @@ class Document(TenantOwnedModel):
 
     def __str__(self) -> str:
         return self.title or str(self.id)
+
+    @property
+    def in_progress(self) -> bool:
+        return self.status in IN_PROGRESS
 
 
 # Chunk ids are shown to tenants (search hits, citations, the query log). Drawn from one shared

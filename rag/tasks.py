@@ -1,7 +1,8 @@
 """Celery tasks of the data plane. Thin: they reload rows by id and call services.
 
-Importing this module must not import torch, sentence-transformers or llama_cpp (a test checks):
-the web process imports it to enqueue.
+Services never import this module: they hand work off by task name (rag.handoff), so the
+imports point one way, tasks -> services. Importing it must not import torch,
+sentence-transformers or llama_cpp (a test checks): the worker imports it before it forks.
 """
 
 from __future__ import annotations
@@ -10,6 +11,12 @@ from celery import shared_task
 from django.db import InterfaceError, OperationalError
 
 from tenants.models import Tenant
+
+from .selectors import evalrun_get
+from .services.evaluation import evaluation_run
+from .services.ingest import document_ingest
+from .services.querylog import retention_enforce_everywhere
+from .services.recovery import documents_requeue_stuck_everywhere
 
 
 @shared_task(
@@ -29,8 +36,6 @@ def ingest_document(tenant_id: str, document_id: str) -> str:
     leaves a ready or replaced document alone, and swaps the chunk set in one transaction
     under a row lock, so chunks are never duplicated. Returns quietly if the tenant is gone.
     """
-    from .services.ingest import document_ingest
-
     tenant = Tenant.objects.filter(pk=tenant_id).first()
     if tenant is None:
         return "skipped"
@@ -40,8 +45,6 @@ def ingest_document(tenant_id: str, document_id: str) -> str:
 @shared_task(acks_late=True, time_limit=300)
 def requeue_stuck_documents() -> dict:
     """Periodic (beat): requeue or fail stalled documents. Repeating it only re-checks rows."""
-    from .services.recovery import documents_requeue_stuck_everywhere
-
     return documents_requeue_stuck_everywhere()
 
 
@@ -55,9 +58,6 @@ def evaluate_set(tenant_id: str, run_id: int) -> str:
     progress and results, never creating a second run. Returns quietly if the tenant or the
     run is gone.
     """
-    from .selectors import evalrun_get
-    from .services.evaluation import evaluation_run
-
     tenant = Tenant.objects.filter(pk=tenant_id).first()
     if tenant is None:
         return "skipped"
@@ -72,6 +72,4 @@ def prune_query_logs() -> dict:
     """Periodic (beat, RETENTION_SWEEP_INTERVAL_SECONDS): delete query log rows past
     QUERY_LOG_RETENTION_DAYS and stale answer and embedding cache entries, tenant by tenant in
     each one's own context. Repeating it only deletes what is (still) past its retention."""
-    from .services.querylog import retention_enforce_everywhere
-
     return retention_enforce_everywhere()

@@ -8,6 +8,7 @@ from django.contrib.postgres.fields import ArrayField
 from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models.functions import Now
+from django.utils import timezone
 
 
 class IsolationMode(models.TextChoices):
@@ -94,6 +95,15 @@ class ApiKey(models.Model):
 
     def __str__(self) -> str:
         return f"{self.prefix}… ({self.tenant_id})"
+
+    def state(self, now=None) -> str:
+        """ "active", "revoked" or "expired" (at `now`, default the current time): the one
+        definition the authentication and the console both use."""
+        if self.revoked_at is not None:
+            return "revoked"
+        if self.expires_at is not None and self.expires_at <= (now or timezone.now()):
+            return "expired"
+        return "active"
 
 
 class UsageKind(models.TextChoices):

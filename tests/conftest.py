@@ -8,9 +8,44 @@ DATABASE), other processes (workers, the web server) and RLS all behave as they 
 from __future__ import annotations
 
 import itertools
+from pathlib import Path
 
 import pytest
 from django.core.management import call_command
+
+# Fixtures that reach PostgreSQL (directly or through `pg`) and those that start processes.
+# A test's tier follows from the fixtures it uses, so no test has to be marked by hand.
+DB_FIXTURES = {
+    "pg",
+    "db",
+    "transactional_db",
+    "django_db_setup",
+    "make_tenant",
+    "make_key",
+    "second_server",
+}
+WORKER_FIXTURES = {"worker", "web_server"}
+TIERS = ("unit", "db", "worker", "browser")
+BROWSER_TESTS = Path(__file__).resolve().parent / "browser"
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark every test with its tier: `db` if it uses a database fixture, `worker` if it uses
+    a real worker or web server, `browser` if it is in tests/browser/, `unit` otherwise.
+
+    A test that reaches the servers without these fixtures (raw connections, subprocesses) is
+    marked by hand; a "unit" test that touches the database anyway fails, because pytest-django
+    blocks database access in tests without the database fixtures."""
+    for item in items:
+        names = set(item.fixturenames)
+        if names & DB_FIXTURES:
+            item.add_marker(pytest.mark.db)
+        if names & WORKER_FIXTURES:
+            item.add_marker(pytest.mark.worker)
+        if item.path.is_relative_to(BROWSER_TESTS):
+            item.add_marker(pytest.mark.browser)
+        if not any(item.get_closest_marker(tier) for tier in TIERS):
+            item.add_marker(pytest.mark.unit)
 
 
 @pytest.fixture(scope="session")
@@ -59,9 +94,6 @@ def make_tenant(pg):
     return make
 
 
-MODES = ["pool", "bridge", "silo"]
-
-
 @pytest.fixture
 def api():
     from rest_framework.test import APIClient
@@ -78,10 +110,6 @@ def make_key():
         return apikey_create(tenant=tenant, scopes=list(scopes), **kwargs)[1]
 
     return make
-
-
-def bearer(key: str) -> dict:
-    return {"HTTP_AUTHORIZATION": f"Bearer {key}"}
 
 
 @pytest.fixture(scope="session")

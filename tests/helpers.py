@@ -1,9 +1,50 @@
-"""Test helpers that reach PostgreSQL directly, as a given role, bypassing Django."""
+"""Helpers the test modules share: raw PostgreSQL connections as a given role (bypassing
+Django), service environments, waiting for other processes, and small request helpers.
+
+They live here, not in tests/conftest.py: conftest files hold the fixtures and hooks pytest
+loads by itself, and a test module importing one takes on everything it defines.
+"""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+from typing import Any
+
 import psycopg
 from django.conf import settings
+
+MODES = ["pool", "bridge", "silo"]
+
+
+def bearer(key: str) -> dict:
+    """Test-client keyword arguments that authenticate a request with an API key."""
+    return {"HTTP_AUTHORIZATION": f"Bearer {key}"}
+
+
+def wait_until(
+    predicate: Callable[[], Any],
+    *,
+    timeout: float = 60,
+    interval: float = 0.2,
+    message: str | Callable[[], str] = "condition not met",
+) -> Any:
+    """Call `predicate` until it returns something truthy, and return that.
+
+    The one polling loop of the suite: other processes (worker, web server, launcher) work on
+    their own time, so tests wait for an observable result rather than sleep a guessed time.
+    On timeout it raises AssertionError with `message` (a callable is called then, e.g. to read
+    a log) and the predicate's last value. An exception from the predicate ends the wait.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            text = message() if callable(message) else message
+            raise AssertionError(f"{text} (after {timeout}s; last value: {value!r})")
+        time.sleep(interval)
 
 
 def connect(

@@ -8,11 +8,10 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
-from tests.helpers import service_env
+from tests.helpers import service_env, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -62,15 +61,21 @@ class WebServer:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
+
+        def answers() -> bool:
             if self.proc.poll() is not None:
                 raise RuntimeError("gunicorn exited:\n" + self.log())
             with contextlib.suppress(OSError):
                 urllib.request.urlopen(self.url + "/console/login/", timeout=2)  # noqa: S310
-                return
-            time.sleep(0.3)
-        raise RuntimeError("gunicorn did not answer:\n" + self.log())
+                return True
+            return False
+
+        wait_until(
+            answers,
+            timeout=120,
+            interval=0.3,
+            message=lambda: "gunicorn did not answer:\n" + self.log(),
+        )
 
     def stop(self) -> None:
         if self.proc is None:

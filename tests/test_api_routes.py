@@ -19,7 +19,7 @@ from rag.models import Document
 from tenants.api.base import ANY_KEY, TenantAPIView
 from tenants.context import tenant_context
 from tenants.models import ApiKeyScope
-from tests.conftest import MODES, bearer
+from tests.helpers import MODES, bearer
 
 # Public documentation of the API itself: no tenant, no data.
 PUBLIC = {"api-schema", "api-docs"}

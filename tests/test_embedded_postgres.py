@@ -39,6 +39,7 @@ def test_a_command_in_a_second_terminal_attaches_and_exits_quietly(pg):
         assert conn.execute("SELECT 1").fetchone() == (1,)
 
 
+@pytest.mark.worker  # starts its own PostgreSQL
 @pytest.mark.skipif(os.geteuid() != 0, reason="only root can hand files to another user")
 def test_a_data_directory_made_by_another_system_user_is_adopted(tmp_path):
     import pwd

@@ -12,6 +12,9 @@ import urllib.request
 from pathlib import Path
 
 import psutil
+import pytest
+
+from tests.helpers import wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -72,13 +75,14 @@ STEPS = (
 
 
 def _wait_http(url: str) -> None:
-    for _ in range(120):
+    def answers() -> bool:
         try:
             urllib.request.urlopen(url, timeout=2)  # noqa: S310 - our own loopback server
-            return
         except OSError:
-            time.sleep(0.5)
-    raise AssertionError(f"{url} never answered")
+            return False
+        return True
+
+    wait_until(answers, timeout=60, interval=0.5, message=f"{url} never answered")
 
 
 def _get(url: str, key: str | None = None) -> tuple[int, str]:
@@ -95,6 +99,7 @@ def _stop(proc: subprocess.Popen) -> None:
     assert not alive, alive
 
 
+@pytest.mark.worker
 def test_launcher_serves_console_and_demo_api_and_stops_cleanly(tmp_path):
     data_dir, port = tmp_path / "var", _free_port()
     proc, key = _start(data_dir, port)

@@ -6,12 +6,11 @@ import contextlib
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import psutil
 
-from tests.helpers import service_env
+from tests.helpers import service_env, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -71,12 +70,14 @@ class Worker:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-        deadline = time.monotonic() + 120
         path = self.log_dir / f"worker-{self.starts}.log"
-        while "ready." not in path.read_text():
-            if self.proc.poll() is not None or time.monotonic() > deadline:
+
+        def ready() -> bool:
+            if self.proc.poll() is not None:
                 raise RuntimeError("worker did not start:\n" + path.read_text())
-            time.sleep(0.2)
+            return "ready." in path.read_text()
+
+        wait_until(ready, timeout=120, message=lambda: "worker did not start:\n" + path.read_text())
 
     def kill(self) -> None:
         """SIGKILL the worker and its children at once, as a crash or OOM kill would."""

@@ -21,9 +21,7 @@ from tenants.services.usage import usage_record
 from ..filters import FilterError
 from ..selectors import document_get, document_list
 from ..services.documents import DocumentRejected, document_delete, document_submit
-from ..services.querylog import querylog_record
-from ..services.search import UnknownDocuments, chunk_search
-from ..tokenizer import count_tokens
+from ..services.search import UnknownDocuments, search_run
 from .serializers import (
     DocumentCreateSerializer,
     DocumentListParams,
@@ -155,36 +153,20 @@ class SearchView(TenantAPIView):
         params.is_valid(raise_exception=True)
         query, mode = params.validated_data["query"], params.validated_data["mode"]
         try:
-            result = chunk_search(
+            result = search_run(
                 tenant=request.user.tenant,
                 query=query,
                 k=params.validated_data["k"],
                 mode=mode,
                 filters=params.validated_data["filter"],
                 document_ids=params.validated_data.get("document_ids"),
+                api_key=request.auth,
+                source="api",
             )
         except FilterError as exc:
             raise Problem(422, "invalid_filter", str(exc)) from exc
         except UnknownDocuments as exc:
             raise Problem(404, "not_found", str(exc)) from exc
-        usage_record(
-            tenant=request.user.tenant,
-            api_key=request.auth,
-            kind=UsageKind.SEARCH,
-            # Keyword search embeds nothing.
-            embedding_tokens=count_tokens(query) if mode != "keyword" else 0,
-        )
-        querylog_record(
-            tenant=request.user.tenant,
-            kind="search",
-            question=query,
-            mode=mode,
-            k=params.validated_data["k"],
-            timings=result.timings,
-            citations=result.hits,
-            api_key=request.auth,
-            source="api",
-        )
         body = {"results": [hit.__dict__ for hit in result.hits], "timings": result.timings}
         response = Response(SearchResponseSerializer(body).data)
         response["Server-Timing"] = server_timing(result.timings, SEARCH_STAGES)

@@ -22,6 +22,7 @@ from django.conf import settings
 
 from observability.genai import observe_answer, stage
 from tenants.models import ApiKey, Tenant
+from tenants.services.provisioning import tenant_require_active
 from tenants.services.quotas import generation_slot, quota_max_tokens
 from tenants.services.usage import usage_record
 
@@ -302,7 +303,8 @@ def answer_prepare(
     source: str = "api",
     use_cache: bool = True,
 ) -> AnswerSession:
-    """Retrieve (hybrid, in the tenant context) and build the prompt. Raises FilterError.
+    """Retrieve (hybrid, in the tenant context) and build the prompt. Raises FilterError, and
+    TenantNotActive for a suspended tenant.
 
     `max_tokens` above the tenant's cap is clamped to the cap (the response says the value
     used); the default is ANSWER_DEFAULT_MAX_TOKENS, also under the cap.
@@ -312,6 +314,7 @@ def answer_prepare(
     skips retrieval and the model, and its response says `"cached": true`. `use_cache=False`
     always generates (and does not store).
     """
+    tenant_require_active(tenant=tenant)
     started = time.perf_counter()
     cap = quota_max_tokens(tenant=tenant)
     wanted = max(1, min(cap, max_tokens or settings.ANSWER_DEFAULT_MAX_TOKENS))

@@ -10,12 +10,14 @@ import hashlib
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError
 
 from tenants.context import data_alias, tenant_context
 from tenants.models import Tenant
+from tenants.services.provisioning import TenantNotActive, tenant_require_active
 from tenants.services.quotas import QuotaExceeded, quota_get, storage_admit
 
+from ..handoff import INGEST_DOCUMENT, after_commit
 from ..models import Document, DocumentSource, DocumentStatus
 from ..parsing import ParseError, document_parse
 from ..parsing.pdf import is_pdf
@@ -48,8 +50,18 @@ def document_submit(
     title: str = "",
     metadata: dict | None = None,
     external_id: str = "",
+    enqueue: bool = True,
 ) -> Submission:
-    """Store an upload as a queued document of `tenant` (or return its duplicate)."""
+    """Store an upload as a queued document of `tenant` (or return its duplicate).
+
+    With `enqueue` (the API, the console) a worker ingests it once this commits; without
+    (`ingest --inline`, tests that ingest in process) the caller runs `document_ingest`
+    itself, and no worker races it for the document.
+    """
+    try:
+        tenant_require_active(tenant=tenant)
+    except TenantNotActive as exc:
+        raise DocumentRejected(403, exc.code, str(exc)) from exc
     mime_type, parsed_title = _validate(data, filename)
     content_hash = hashlib.sha256(data).hexdigest()
     fields = {
@@ -70,7 +82,7 @@ def document_submit(
     # Read before the store's transaction opens (storage_admit says why).
     quota = quota_get(tenant=tenant)
     try:
-        return _store(tenant, quota, data, filename, external_id, fields)
+        return _store(tenant, quota, data, filename, external_id, fields, enqueue=enqueue)
     except QuotaExceeded as exc:
         raise DocumentRejected(exc.status, exc.code, exc.detail) from exc
     except IntegrityError:
@@ -79,9 +91,7 @@ def document_submit(
             return Submission(Document.objects.get(content_hash=content_hash), "duplicate")
 
 
-def _store(tenant, quota, data, filename, external_id, fields) -> Submission:
-    from ..tasks import ingest_document  # the task module imports this one
-
+def _store(tenant, quota, data, filename, external_id, fields, *, enqueue: bool) -> Submission:
     with tenant_context(tenant):
         duplicate = Document.objects.filter(content_hash=fields["content_hash"]).first()
         if duplicate is not None:
@@ -110,10 +120,8 @@ def _store(tenant, quota, data, filename, external_id, fields) -> Submission:
             document = Document.objects.create(external_id=external_id, **fields)
             DocumentSource.objects.create(document=document, data=data, filename=filename)
             outcome = "created"
-        tenant_id, document_id = str(tenant.id), str(document.id)
-        transaction.on_commit(
-            lambda: ingest_document.delay(tenant_id, document_id), using=data_alias()
-        )
+        if enqueue:
+            after_commit(INGEST_DOCUMENT, str(tenant.id), str(document.id), using=data_alias())
     return Submission(document, outcome)
 
 

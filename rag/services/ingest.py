@@ -20,7 +20,7 @@ from tenants.models import Tenant
 from tenants.services.usage import usage_record
 
 from ..chunking import document_chunk
-from ..models import Document, DocumentSource, DocumentStatus
+from ..models import IN_PROGRESS, Document, DocumentSource, DocumentStatus
 from ..parsing import ParseError, document_parse
 from .cache import embeddings_cached
 from .chunk_store import chunks_replace
@@ -100,9 +100,9 @@ def _meter(tenant: Tenant, drafts) -> None:
 
 def _claim(tenant: Tenant, document_id) -> Claim | None:
     with tenant_context(tenant):
-        claimed = Document.objects.filter(
-            pk=document_id, status__in=[DocumentStatus.QUEUED, DocumentStatus.PROCESSING]
-        ).update(status=DocumentStatus.PROCESSING, attempts=F("attempts") + 1, updated_at=Now())
+        claimed = Document.objects.filter(pk=document_id, status__in=IN_PROGRESS).update(
+            status=DocumentStatus.PROCESSING, attempts=F("attempts") + 1, updated_at=Now()
+        )
         if not claimed:
             return None
         document = Document.objects.get(pk=document_id)

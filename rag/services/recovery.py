@@ -10,7 +10,6 @@ from __future__ import annotations
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import transaction
 from django.db.models.functions import Now
 from django.utils import timezone
 
@@ -18,16 +17,15 @@ from tenants.context import data_alias, tenant_context
 from tenants.models import Tenant, TenantStatus
 from tenants.sweep import each_tenant
 
-from ..models import Document, DocumentStatus
+from ..handoff import INGEST_DOCUMENT, after_commit
+from ..models import IN_PROGRESS, Document, DocumentStatus
 
 
 def documents_requeue_stuck(*, tenant: Tenant) -> tuple[list[str], list[str]]:
     """Requeue or fail the tenant's stalled documents; returns (requeued ids, failed ids)."""
-    from ..tasks import ingest_document
-
     cutoff = timezone.now() - timedelta(seconds=settings.INGEST_STUCK_AFTER_SECONDS)
     stalled = {
-        "status__in": [DocumentStatus.QUEUED, DocumentStatus.PROCESSING],
+        "status__in": IN_PROGRESS,
         "updated_at__lt": cutoff,
     }
     requeued, failed = [], []
@@ -43,11 +41,7 @@ def documents_requeue_stuck(*, tenant: Tenant) -> tuple[list[str], list[str]]:
                     failed.append(str(doc.pk))
             elif still.update(status=DocumentStatus.QUEUED, updated_at=Now()):
                 requeued.append(str(doc.pk))
-                tenant_id, document_id = str(tenant.id), str(doc.pk)
-                transaction.on_commit(
-                    lambda t=tenant_id, d=document_id: ingest_document.delay(t, d),
-                    using=data_alias(),
-                )
+                after_commit(INGEST_DOCUMENT, str(tenant.id), str(doc.pk), using=data_alias())
     return requeued, failed
 
 

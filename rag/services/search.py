@@ -20,10 +20,14 @@ from django.db import connections
 
 from observability.genai import observe_search, stage
 from tenants.context import data_alias, tenant_context
-from tenants.models import Tenant
+from tenants.models import Tenant, UsageKind
+from tenants.services.provisioning import tenant_require_active
+from tenants.services.usage import usage_record
 
 from ..filters import compile_filters
+from ..tokenizer import count_tokens
 from .cache import embeddings_cached
+from .querylog import querylog_record
 
 MODES = ("hybrid", "vector", "keyword")
 RRF_K = 60
@@ -224,3 +228,43 @@ def _load(cursor, scored: list[tuple[int, float]]) -> list[SearchHit]:
                 SearchHit(chunk_id, str(row[1]), row[2], row[3], row[4], round(score, 6), metadata)
             )
     return hits
+
+
+def search_run(
+    *,
+    tenant: Tenant,
+    query: str,
+    k: int = 5,
+    mode: str = "hybrid",
+    filters: dict | None = None,
+    document_ids: list | None = None,
+    api_key=None,
+    source: str = "api",
+) -> SearchResult:
+    """A search as a caller asks for it (the API, `manage.py search`): run, metered on the
+    tenant's ledger and written to its query log, the same way whichever interface asked.
+    Raises TenantNotActive for a suspended tenant, and what chunk_search raises; nothing is
+    metered or logged for a refused search."""
+    tenant_require_active(tenant=tenant)
+    result = chunk_search(
+        tenant=tenant, query=query, k=k, mode=mode, filters=filters, document_ids=document_ids
+    )
+    usage_record(
+        tenant=tenant,
+        api_key=api_key,
+        kind=UsageKind.SEARCH,
+        # Keyword search embeds nothing.
+        embedding_tokens=count_tokens(query) if mode != "keyword" else 0,
+    )
+    querylog_record(
+        tenant=tenant,
+        kind="search",
+        question=query,
+        mode=mode,
+        k=k,
+        timings=result.timings,
+        citations=result.hits,
+        api_key=api_key,
+        source=source,
+    )
+    return result

@@ -70,9 +70,10 @@ def apikey_authenticate(*, raw: str) -> ApiKey:
     )
     if key is None or not hmac.compare_digest(key.secret_hash, hash_key(raw)):
         raise ApiKeyError("invalid_api_key", "The API key is not valid.")
-    if key.revoked_at is not None:
+    state = key.state()
+    if state == "revoked":
         raise ApiKeyError("api_key_revoked", "The API key has been revoked.")
-    if key.expires_at is not None and key.expires_at <= timezone.now():
+    if state == "expired":
         raise ApiKeyError("api_key_expired", "The API key has expired.")
     _touch(key)
     return key

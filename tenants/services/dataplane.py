@@ -55,7 +55,12 @@ def dataplane_migrate(*, tenant: Tenant, target: str | None = None) -> list[str]
 
 
 def grant_app_access(*, alias: str, schema: str) -> None:
-    """The app role may use rows in the schema's tables, never own or alter them."""
+    """The app role may use rows in the schema's tables, never own or alter them.
+
+    Not the placement's `django_migrations`: it has no tenant column and no row-level security,
+    and the app never needs it (migrations run as the owner), so the app role could otherwise
+    rewrite any bridge schema's or silo's migration history.
+    """
     app = sql.Identifier(placement.app_role())
     ident = sql.Identifier(schema)
     statements = [
@@ -64,6 +69,7 @@ def grant_app_access(*, alias: str, schema: str) -> None:
             ident, app
         ),
         sql.SQL("GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA {} TO {}").format(ident, app),
+        sql.SQL("REVOKE ALL ON TABLE {}.django_migrations FROM {}").format(ident, app),
     ]
     with connections[alias].cursor() as cursor:
         for statement in statements:

@@ -58,6 +58,29 @@ def tenant_create(*, slug: str, mode: str, name: str = "", silo_dsn: str = "") -
     return tenant
 
 
+class TenantNotActive(Exception):
+    """The tenant is suspended (or not yet provisioned): it gets no service."""
+
+    code = "tenant_suspended"
+
+    def __init__(self, tenant: Tenant):
+        super().__init__(f"Tenant {tenant.slug!r} is {tenant.status}.")
+
+
+def tenant_require_active(*, tenant: Tenant) -> None:
+    """The one rule on what a suspended tenant may do, applied by the services themselves so
+    that the API, the console and the commands agree.
+
+    A suspended tenant keeps its data and gets no service: no upload, search or answer, from
+    any interface (the API refuses all of its calls even earlier, 403 `tenant_suspended`).
+    Operators may still look at it from the console and the commands (documents, chunks, query
+    log, usage, evaluation results), delete its documents, change its keys and quotas, resume
+    or delete it; retention still prunes its data.
+    """
+    if not tenant.is_active:
+        raise TenantNotActive(tenant)
+
+
 def tenant_suspend(*, tenant: Tenant) -> Tenant:
     """Refuse the tenant's API calls from now on; its data stays."""
     return _set_status(tenant, TenantStatus.SUSPENDED)

@@ -21,6 +21,7 @@ import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 
 import redis
 from django.apps import apps
@@ -109,11 +110,39 @@ def _positive_int(name: str, value) -> int:
 
 # --- Hourly request limits -------------------------------------------------------------------
 
+# The quota clock: the database's now() (one clock for every web process and worker, whatever
+# their hosts' clocks say), unless a test pins it with quota_clock(). Every window start comes
+# from WINDOW_START_SQL, with the parameters of clock_params().
+NOW_SQL = "coalesce(%(quota_now)s::timestamptz, now())"
+WINDOW_START_SQL = f"date_trunc('hour', {NOW_SQL}, 'UTC')"
+_pinned_now: datetime | None = None
+
+
+def clock_params() -> dict[str, datetime | None]:
+    """The parameters NOW_SQL and WINDOW_START_SQL need (None: the database's now())."""
+    return {"quota_now": _pinned_now}
+
+
+@contextmanager
+def quota_clock(at: datetime) -> Iterator[None]:
+    """Pin the quota clock of this process at `at` (an aware datetime), for tests.
+
+    Request windows are clock hours, so a test counting requests could otherwise see the
+    hour change mid-test and would have to sleep past the boundary. Production never calls
+    this: there the database's now() stays the only clock."""
+    global _pinned_now
+    previous, _pinned_now = _pinned_now, at
+    try:
+        yield
+    finally:
+        _pinned_now = previous
+
+
 # One statement: take a request from the current window if fewer than the limit were taken.
 # On conflict PostgreSQL locks the row and evaluates the WHERE on its latest version, so
 # concurrent requests are admitted one after another and never more than the limit.
-ADMIT_SQL = """
-WITH current_window AS (SELECT date_trunc('hour', now(), 'UTC') AS start),
+ADMIT_SQL = f"""
+WITH current_window AS (SELECT {WINDOW_START_SQL} AS start),
 admitted AS (
     INSERT INTO tenants_requestcounter AS counter (tenant_id, kind, window_start, count)
     SELECT %(tenant_id)s, %(kind)s, current_window.start, 1 FROM current_window
@@ -124,9 +153,9 @@ admitted AS (
 SELECT
     (SELECT count FROM admitted),
     current_window.start,
-    greatest(1, ceil(extract(epoch FROM current_window.start + interval '1 hour' - now())))::int
+    greatest(1, ceil(extract(epoch FROM current_window.start + interval '1 hour' - {NOW_SQL})))::int
 FROM current_window
-"""
+"""  # noqa: S608 - only the constant clock expressions are formatted in
 
 PRUNE_SQL = """
 DELETE FROM tenants_requestcounter
@@ -141,7 +170,7 @@ def quota_admit(*, tenant: Tenant, kind: str) -> dict[str, str]:
     limit = getattr(quota_get(tenant=tenant), f"{kind}_per_hour")
     params = {"tenant_id": tenant.pk, "kind": kind, "limit": limit}
     with connections[METERING_DB].cursor() as cursor:
-        cursor.execute(ADMIT_SQL, params)
+        cursor.execute(ADMIT_SQL, {**params, **clock_params()})
         count, window_start, reset = cursor.fetchone()
         if count == 1:
             # A new window: earlier ones of this tenant and kind are no longer needed.

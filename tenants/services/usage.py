@@ -15,7 +15,17 @@ from django.db.models.functions import Coalesce
 
 from ..context import tenant_context
 from ..models import ApiKey, RequestCounter, Tenant, UsageRecord
-from .quotas import KINDS, METERING_DB, WINDOW_SECONDS, generations_running, kind_value, quota_get
+from .quotas import (
+    KINDS,
+    METERING_DB,
+    NOW_SQL,
+    WINDOW_SECONDS,
+    WINDOW_START_SQL,
+    clock_params,
+    generations_running,
+    kind_value,
+    quota_get,
+)
 
 LEDGER_COUNTERS = (
     "requests",
@@ -25,13 +35,13 @@ LEDGER_COUNTERS = (
     "generation_ms",
 )
 
-RECORD_SQL = """
+RECORD_SQL = f"""
 INSERT INTO tenants_usagerecord AS ledger (
     tenant_id, api_key_id, hour, kind,
     requests, prompt_tokens, completion_tokens, embedding_tokens, generation_ms
 )
 VALUES (
-    %(tenant_id)s, %(api_key_id)s, date_trunc('hour', now(), 'UTC'), %(kind)s,
+    %(tenant_id)s, %(api_key_id)s, {WINDOW_START_SQL}, %(kind)s,
     %(requests)s, %(prompt_tokens)s, %(completion_tokens)s, %(embedding_tokens)s,
     %(generation_ms)s
 )
@@ -41,7 +51,7 @@ ON CONFLICT ON CONSTRAINT usage_record_unique_bucket DO UPDATE SET
     completion_tokens = ledger.completion_tokens + EXCLUDED.completion_tokens,
     embedding_tokens = ledger.embedding_tokens + EXCLUDED.embedding_tokens,
     generation_ms = ledger.generation_ms + EXCLUDED.generation_ms
-"""
+"""  # noqa: S608 - only the constant clock expression is formatted in
 
 
 def usage_record(
@@ -75,6 +85,7 @@ def usage_record(
                 "api_key_id": getattr(api_key, "pk", api_key),
                 "kind": kind,
                 **amounts,
+                **clock_params(),
             },
         )
 
@@ -151,5 +162,5 @@ def _ledger_totals(tenant: Tenant, since: datetime) -> dict[str, int]:
 def _clock() -> tuple[datetime, datetime]:
     """The start of the current window and now, by the database's clock (as admission uses)."""
     with connections[METERING_DB].cursor() as cursor:
-        cursor.execute("SELECT date_trunc('hour', now(), 'UTC'), now()")
+        cursor.execute(f"SELECT {WINDOW_START_SQL}, {NOW_SQL}", clock_params())
         return cursor.fetchone()

@@ -7,7 +7,7 @@ import urllib.request
 import pytest
 
 from tests.browser.conftest import shot
-from tests.conftest import MODES
+from tests.helpers import MODES
 
 
 def api_status(base_url: str, key: str) -> int:

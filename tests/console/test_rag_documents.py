@@ -4,7 +4,6 @@ reasons, delete, another tenant's document as a 404 in every mode, CSRF."""
 from __future__ import annotations
 
 import re
-import time
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -12,8 +11,8 @@ from django.urls import reverse
 
 from rag.models import Document, DocumentSource
 from tenants.context import tenant_context
-from tests.conftest import MODES
 from tests.console.test_rag_pages import _document
+from tests.helpers import MODES, wait_until
 
 PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + b"\x00" * 64
 HX = {"HTTP_HX_REQUEST": "true"}
@@ -31,14 +30,15 @@ def _sources(tenant) -> int:
 
 def _wait_ready(client, tenant, document, timeout: float = 180) -> str:
     url = reverse("console:tenant-document-row", args=[tenant.slug, document.id])
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+
+    def done() -> str | None:
         html = client.get(url, **HX).content.decode()
         if 'data-status="ready"' in html or 'data-status="failed"' in html:
             return html
         assert 'hx-trigger="every 1s"' in html  # still polling while not done
-        time.sleep(0.3)
-    raise AssertionError(f"{document.title} not done after {timeout}s")
+        return None
+
+    return wait_until(done, timeout=timeout, interval=0.3, message=f"{document.title} not done")
 
 
 def _upload(client, tenant, *files, **extra):

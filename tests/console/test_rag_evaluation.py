@@ -5,7 +5,6 @@ metrics and deltas, another tenant's run or set as a 404 in every mode, CSRF."""
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -16,8 +15,8 @@ from rag.models import EvalRun
 from rag.selectors import evalrun_list, evalset_list
 from rag.services.evaluation import evalset_import
 from tenants.context import tenant_context
-from tests.conftest import MODES
 from tests.console.conftest import form_token
+from tests.helpers import MODES, wait_until
 from tests.rag.test_evaluation import BREAD, VOLCANOES, ZEBRAS, ingest, set_lines
 
 HX = {"HTTP_HX_REQUEST": "true"}
@@ -121,16 +120,17 @@ def test_a_run_started_by_the_button_is_computed_by_the_worker(staff_client, mak
     # be done by the first look; the running state is checked on its own below).
 
     row_url = reverse("console:tenant-evaluation-run-row", args=[tenant.slug, run.pk])
-    deadline = time.monotonic() + 180
     seen_progress = set()
-    while True:
+
+    def finished_row() -> str | None:
         html = staff_client.get(row_url, **HX).content.decode()
         if 'data-status="done"' in html or 'data-status="failed"' in html:
-            break
+            return html
         assert 'hx-trigger="every 1s"' in html  # still polling while queued or running
         seen_progress.add(html.split('class="progress-count">')[1].split("<")[0])
-        assert time.monotonic() < deadline, html
-        time.sleep(0.3)
+        return None
+
+    html = wait_until(finished_row, timeout=180, interval=0.3, message="the run is not done")
     assert 'data-status="done"' in html, html
     assert "hx-trigger" not in html  # polling stops
     assert all(p.endswith("/12") for p in seen_progress), seen_progress
@@ -142,10 +142,12 @@ def test_a_run_started_by_the_button_is_computed_by_the_worker(staff_client, mak
     # A second run shows its change from the first (no change: ±0.000, neither green nor red).
     staff_client.post(url, {"k": "10"})
     second = evalrun_list(tenant=tenant)[0]
-    deadline = time.monotonic() + 180
-    while evalrun_list(tenant=tenant)[0].status not in ("done", "failed"):
-        assert time.monotonic() < deadline
-        time.sleep(0.3)
+    wait_until(
+        lambda: evalrun_list(tenant=tenant)[0].status in ("done", "failed"),
+        timeout=180,
+        interval=0.3,
+        message="the second run is not done",
+    )
     page = staff_client.get(reverse("console:tenant-evaluation", args=[tenant.slug]))
     html = page.content.decode()
     row = html.split(f'id="evalrun-{second.pk}"')[1].split("</tbody>")[0]

@@ -14,7 +14,7 @@ from django.urls import reverse
 
 from rag.models import Chunk, Document
 from tenants.context import tenant_context
-from tests.conftest import MODES, bearer
+from tests.helpers import MODES, bearer
 
 HX = {"HTTP_HX_REQUEST": "true"}
 

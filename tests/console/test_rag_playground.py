@@ -11,9 +11,8 @@ from django.urls import reverse
 
 from rag.selectors import querylog_list
 from tenants.models import UsageRecord
-from tests.conftest import MODES
 from tests.console.test_rag_pages import _document
-from tests.helpers import sse_events
+from tests.helpers import MODES, sse_events
 
 ZOO = (
     "# Lakeside zoo handbook\n\n## Zebras\n\nThe zebras at Lakeside zoo eat fresh meadow hay "

@@ -10,8 +10,7 @@ from django.urls import reverse
 from rag.models import Document
 from tenants.context import tenant_context
 from tenants.models import Tenant
-from tests.conftest import MODES
-from tests.helpers import superuser
+from tests.helpers import MODES, superuser
 
 NEW = "/console/new-tenant/"
 

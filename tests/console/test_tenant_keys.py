@@ -8,7 +8,7 @@ from django.urls import reverse
 
 from tenants.models import ApiKey
 from tenants.services.apikeys import apikey_create
-from tests.conftest import bearer
+from tests.helpers import bearer
 
 from .conftest import shown_key
 

@@ -15,7 +15,7 @@ from tenants.context import tenant_context
 from tenants.models import ApiKey, Tenant
 from tenants.services.apikeys import apikey_create
 from tenants.services.usage import usage_record
-from tests.conftest import MODES
+from tests.helpers import MODES
 
 # (url name, needs a tenant slug, needs a key id)
 PAGES = [

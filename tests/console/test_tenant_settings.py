@@ -7,7 +7,7 @@ from django.urls import reverse
 
 from tenants.models import Tenant
 from tenants.services.quotas import QUOTA_FIELDS, quota_defaults, quota_get
-from tests.conftest import MODES, bearer
+from tests.helpers import MODES, bearer
 
 from .test_tenant_create import _placement_exists
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from django.test import Client
 
-from tests.conftest import bearer
 from tests.console.conftest import staff_client, user_client  # noqa: F401 - fixtures
+from tests.helpers import bearer
 from tests.rag.conftest import upload, wait_done  # noqa: F401 - fixtures
 
 ZOO = (

@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from tests.conftest import MODES
+from tests.helpers import MODES
 
 DAY = timedelta(days=1)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import re
 
-from tests.conftest import bearer
+from tests.helpers import bearer
 from tests.observability.conftest import QUESTION, value
 
 # Each stage is rounded to 0.01 ms on its own, so a sum may pass the total by that much a stage.

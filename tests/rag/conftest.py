@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
-from tests.conftest import bearer
+from tests.helpers import bearer, wait_until
 
 
 @pytest.fixture
@@ -24,13 +22,13 @@ def upload(api):
 @pytest.fixture
 def wait_done(api):
     def wait(key: str, document_id: str, timeout: float = 180) -> dict:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        def finished() -> dict | None:
             body = api.get(f"/api/v1/documents/{document_id}", **bearer(key)).json()
-            if body["status"] in ("ready", "failed"):
-                return body
-            time.sleep(0.3)
-        raise AssertionError(f"document {document_id} still {body['status']} after {timeout}s")
+            return body if body["status"] in ("ready", "failed") else None
+
+        return wait_until(
+            finished, timeout=timeout, interval=0.3, message=f"document {document_id} not done"
+        )
 
     return wait
 

@@ -4,8 +4,7 @@ import json
 
 import pytest
 
-from tests.conftest import MODES, bearer
-from tests.helpers import sse_events
+from tests.helpers import MODES, bearer, sse_events
 
 ZOO = (
     "# Lakeside zoo handbook\n\n## Zebras\n\nThe zebras at Lakeside zoo eat fresh meadow hay "

@@ -7,7 +7,7 @@ from rag.models import Document, EmbeddingCacheEntry
 from rag.services import cache as cache_service
 from tenants.context import tenant_context
 from tenants.models import UsageRecord
-from tests.conftest import MODES, bearer
+from tests.helpers import MODES, bearer
 
 ZOO = (
     "# Lakeside zoo handbook\n\n## Zebras\n\nThe zebras at Lakeside zoo eat fresh meadow hay "

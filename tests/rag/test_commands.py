@@ -1,12 +1,23 @@
 """`manage.py ingest` and `manage.py search`: same services as the API, from a terminal."""
 
 import io
+import time
 
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.db.models import Sum
 
+from rag.models import Document
+from rag.selectors import document_list, document_states, querylog_list
+from rag.tokenizer import count_tokens
+from tenants.context import tenant_context
+from tenants.models import UsageKind, UsageRecord
 from tests.rag.corpus import DOCUMENTS
+
+
+def _ids(tenant) -> list:
+    return [d.pk for d in document_list(tenant=tenant).documents]
 
 
 def _run(*args) -> tuple[str, str]:
@@ -45,6 +56,32 @@ def test_ingest_directory_through_the_worker_and_search(make_tenant, folder, wor
 
     out, _ = _run("search", tenant.slug, "moon", "--mode", "keyword")
     assert "Tides" in out and "Bees" not in out
+
+    # Metered and logged as the API's search is, the source saying where it came from.
+    logged = querylog_list(tenant=tenant, kind="search")
+    assert [(log.source, log.mode, log.question) for log in logged] == [
+        ("cli", "keyword", "moon"),
+        ("cli", "hybrid", "How do bees tell the hive where flowers are?"),
+    ]
+    # The ledger sums an hour's rows per key (here: no key): two requests, and the tokens of
+    # the hybrid query alone (keyword search embeds nothing).
+    searches = UsageRecord.objects.filter(tenant_id=tenant.pk, kind=UsageKind.SEARCH)
+    totals = searches.aggregate(requests=Sum("requests"), tokens=Sum("embedding_tokens"))
+    question = "How do bees tell the hive where flowers are?"
+    assert totals == {"requests": 2, "tokens": count_tokens(question)}
+
+
+def test_ingest_inline_is_not_also_sent_to_a_worker(make_tenant, folder, worker):
+    tenant = make_tenant("pool")
+    received = worker.log().count("rag.tasks.ingest_document[")
+    _run("ingest", tenant.slug, str(folder / "tides.md"), "--inline")
+    time.sleep(2)  # an idle worker logs a message it is sent within milliseconds
+    assert worker.log().count("rag.tasks.ingest_document[") == received
+    # The document was ingested once, here.
+    [state] = document_states(tenant=tenant, document_ids=_ids(tenant))
+    assert state["status"] == "ready"
+    with tenant_context(tenant):
+        assert Document.objects.get().attempts == 1
 
 
 def test_ingest_inline_needs_no_worker(make_tenant, folder):

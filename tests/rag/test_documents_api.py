@@ -3,7 +3,7 @@ isolation mode; another tenant can neither see nor touch the document."""
 
 import pytest
 
-from tests.conftest import MODES, bearer
+from tests.helpers import MODES, bearer
 
 PASSAGE = (
     "# Field guide\n\n## Owls\n\nThe snowy owl hunts lemmings across the Arctic tundra in "

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import math
-import time
 import uuid
 
 import pytest
@@ -27,7 +26,7 @@ from rag.services.evaluation import (
 from rag.services.ingest import document_ingest
 from rag.tasks import evaluate_set
 from tenants.context import TenantNotBound, dangerously_unbound, tenant_context
-from tests.conftest import MODES
+from tests.helpers import MODES, wait_until
 
 ZEBRAS = (
     "zebra-guide",
@@ -55,21 +54,17 @@ HALF_FOUND_NDCG = 1 / (1 + ONE_OVER_LOG2_3)
 
 
 def ingest(tenant, document: tuple[str, str]) -> str:
-    """Submit and ingest in this process (the worker's service); wait if a session worker
-    claimed the document first (the upload enqueued it)."""
+    """Submit and ingest in this process (the worker's service), not enqueued: no worker races
+    the test for the document."""
     external_id, text = document
     doc = document_submit(
-        tenant=tenant, data=text.encode(), filename=f"{external_id}.md", external_id=external_id
+        tenant=tenant,
+        data=text.encode(),
+        filename=f"{external_id}.md",
+        external_id=external_id,
+        enqueue=False,
     ).document
-    if document_ingest(tenant=tenant, document_id=doc.id) != "ready":
-        deadline = time.monotonic() + 120
-        while True:
-            with tenant_context(tenant):
-                status = Document.objects.get(pk=doc.id).status
-            if status == "ready":
-                break
-            assert status != "failed" and time.monotonic() < deadline, status
-            time.sleep(0.2)
+    assert document_ingest(tenant=tenant, document_id=doc.id) == "ready"
     return str(doc.id)
 
 
@@ -241,10 +236,11 @@ def test_the_task_computes_a_queued_run_once(corpus, worker):
     assert (run.status, run.k, run.progress_total) == ("queued", 3, 12)
 
     # The real worker takes the queued run (the queue enqueued it on commit).
-    deadline = time.monotonic() + 120
-    while evalrun_get(tenant=tenant, run_id=run.pk).status != "done":
-        assert time.monotonic() < deadline, "the worker did not finish the run"
-        time.sleep(0.2)
+    wait_until(
+        lambda: evalrun_get(tenant=tenant, run_id=run.pk).status == "done",
+        timeout=120,
+        message="the worker did not finish the run",
+    )
     done = evalrun_get(tenant=tenant, run_id=run.pk)
     assert done.results["modes"]["keyword"]["overall"]["mrr"] == pytest.approx(0.75)
     assert (done.progress_done, done.progress_total) == (12, 12)

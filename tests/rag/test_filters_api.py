@@ -3,7 +3,7 @@ else is a 422 that names the problem."""
 
 import pytest
 
-from tests.conftest import bearer
+from tests.helpers import bearer, wait_until
 
 DOCS = [
     (
@@ -24,7 +24,6 @@ DOCS = [
 @pytest.fixture(scope="module")
 def corpus(django_db_setup, django_db_blocker, worker):
     """Three ready documents of one tenant (module-scoped: the worker ingests them once)."""
-    import time
 
     from rest_framework.test import APIClient
 
@@ -41,15 +40,18 @@ def corpus(django_db_setup, django_db_blocker, worker):
                 "/api/v1/documents", {"text": text, "metadata": meta}, format="json", **bearer(key)
             ).json()
             ids[meta["lang"]] = body["id"]
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline:
-            statuses = {
-                api.get(f"/api/v1/documents/{i}", **bearer(key)).json()["status"]
-                for i in ids.values()
-            }
-            if statuses == {"ready"}:
-                break
-            time.sleep(0.3)
+        wait_until(
+            lambda: (
+                {
+                    api.get(f"/api/v1/documents/{i}", **bearer(key)).json()["status"]
+                    for i in ids.values()
+                }
+                == {"ready"}
+            ),
+            timeout=180,
+            interval=0.3,
+            message="the documents are not all ready",
+        )
         yield key, ids
         tenant_delete(tenant=tenant)
 

@@ -7,6 +7,7 @@ import uuid
 import pytest
 
 from rag.generation.gate import GenerationGate, GeneratorBusy
+from tests.helpers import wait_until
 
 
 def test_waiting_beyond_the_queue_is_refused_at_once():
@@ -27,8 +28,7 @@ def test_waiting_beyond_the_queue_is_refused_at_once():
     waiter = threading.Thread(target=wait_turn)
     waiter.start()
     waiter_in.wait()
-    while gate.waiting < 1:
-        pass
+    wait_until(lambda: gate.waiting >= 1, timeout=10, interval=0.001, message="no one waits")
     with pytest.raises(GeneratorBusy) as refused:
         gate.acquire(tenant_id=uuid.uuid4())
     assert refused.value.retry_after >= 1

@@ -26,3 +26,24 @@ def test_importing_tasks_and_views_does_not_import_ml_libraries(pg):
         check=True,
     ).stdout
     assert out.strip().splitlines()[-1] == "[]"
+
+
+def test_services_never_import_the_task_module(pg):
+    """Imports point one way, tasks -> services: services hand work off by task name
+    (rag.handoff). Loading every data-plane service and interface must not load rag.tasks."""
+    code = (
+        "import django, sys; django.setup();"
+        "import rag.services.documents, rag.services.recovery, rag.services.evaluation;"
+        "import rag.services.ingest, rag.services.querylog, rag.api.views, rag.api.answer;"
+        "import rag.console.views.documents, rag.management.commands.ingest, config.urls;"
+        "print('rag.tasks' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env=service_env(),
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert out.strip().splitlines()[-1] == "False"

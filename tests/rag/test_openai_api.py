@@ -4,7 +4,7 @@ import numpy as np
 import openai
 import pytest
 
-from tests.conftest import MODES
+from tests.helpers import MODES
 
 ZOO = (
     "# Lakeside zoo handbook\n\n## Zebras\n\nThe zebras at Lakeside zoo eat fresh meadow hay "

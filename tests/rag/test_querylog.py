@@ -10,7 +10,7 @@ import pytest
 from django.core.management import call_command
 
 from tenants.context import TenantNotBound, dangerously_unbound
-from tests.conftest import MODES, bearer
+from tests.helpers import MODES, bearer
 
 ZOO = (
     "# Lakeside zoo handbook\n\n## Zebras\n\nThe zebras at Lakeside zoo eat fresh meadow hay "

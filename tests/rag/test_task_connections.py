@@ -3,20 +3,17 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 from django.db import connections
 
 from tests.celery_probe import connection_state, fail_inside_binding
+from tests.helpers import wait_until
 
 
 def _probe(path: Path, timeout: float = 60) -> dict:
     connection_state.delay(str(path))
-    deadline = time.monotonic() + timeout
-    while not path.exists():
-        assert time.monotonic() < deadline, "the worker never ran the probe"
-        time.sleep(0.2)
+    wait_until(path.exists, timeout=timeout, message="the worker never ran the probe")
     return json.loads(path.read_text())
 
 

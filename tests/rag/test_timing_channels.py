@@ -16,8 +16,7 @@ from rag.generation.gate import get_gate
 from rag.services.answer import QUEUE_BUCKETS_MS
 from rag.services.search import chunk_search
 from tenants.context import tenant_context
-from tests.conftest import bearer
-from tests.helpers import superuser
+from tests.helpers import bearer, superuser
 
 VECTOR = [0.0] * 383 + [1.0]
 NEIGHBOUR_CHUNKS = 2000

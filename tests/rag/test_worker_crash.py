@@ -1,11 +1,9 @@
 """A worker killed in the middle of a document's ingestion: after a worker starts again, the
 document ends `ready` exactly once, with no duplicate chunks."""
 
-import time
-
 from rag.models import Chunk, Document
 from tenants.context import tenant_context
-from tests.conftest import bearer
+from tests.helpers import bearer, wait_until
 
 
 def _long_document(paragraphs: int = 500) -> str:
@@ -29,15 +27,14 @@ def test_killed_worker_mid_ingestion_ends_ready_once(make_tenant, make_key, api,
         "/api/v1/documents", {"text": _long_document()}, format="json", **bearer(key)
     ).json()["id"]
 
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
+    def under_way() -> bool:
         doc = _state(tenant, doc_id)
         if doc.status == "processing" and 0 < doc.chunks_embedded < doc.chunks_total:
-            break
+            return True
         assert doc.status in ("queued", "processing"), doc.status
-        time.sleep(0.1)
-    else:
-        raise AssertionError("ingestion never got under way")
+        return False
+
+    wait_until(under_way, timeout=180, interval=0.1, message="ingestion never got under way")
     worker.kill()
     killed_at = _state(tenant, doc_id)
     assert killed_at.status == "processing" and killed_at.chunks_embedded < killed_at.chunks_total
@@ -45,11 +42,13 @@ def test_killed_worker_mid_ingestion_ends_ready_once(make_tenant, make_key, api,
         assert Chunk.objects.filter(document_id=doc_id).count() == 0  # nothing half-written
 
     worker.start()
-    deadline = time.monotonic() + 300
-    while (doc := _state(tenant, doc_id)).status != "ready":
+
+    def recovered():
+        doc = _state(tenant, doc_id)
         assert doc.status != "failed", doc.error
-        assert time.monotonic() < deadline, "not recovered"
-        time.sleep(0.5)
+        return doc if doc.status == "ready" else None
+
+    doc = wait_until(recovered, timeout=300, interval=0.5, message="not recovered")
     assert doc.attempts == 2
     with tenant_context(tenant):
         ordinals = list(Chunk.objects.filter(document_id=doc_id).values_list("ordinal", flat=True))

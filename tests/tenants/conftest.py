@@ -6,6 +6,7 @@ from django.conf import settings
 
 from config import embedded
 from tests.rag.conftest import upload, wait_done  # noqa: F401 - fixtures
+from tests.tenants.clock import mid_hour  # noqa: F401 - fixture
 
 
 @pytest.fixture(scope="session")

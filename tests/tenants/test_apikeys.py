@@ -7,8 +7,7 @@ from django.utils import timezone
 
 from tenants.models import ApiKey
 from tenants.services.apikeys import apikey_revoke
-from tests.conftest import MODES, bearer
-from tests.helpers import connect
+from tests.helpers import MODES, bearer, connect
 
 PROBLEM = "application/problem+json"
 

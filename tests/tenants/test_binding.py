@@ -17,7 +17,7 @@ from tenants.context import (
     dangerously_unbound,
     tenant_context,
 )
-from tests.conftest import MODES, bearer
+from tests.helpers import MODES, bearer
 
 
 def _document(tenant, title="a document") -> Document:

@@ -104,6 +104,7 @@ def test_a_command_attaches_to_the_running_embedded_servers(make_tenant):
     assert Tenant.objects.filter(slug=tenant.slug).exists()  # our server still answers
 
 
+@pytest.mark.worker
 def test_a_command_alone_starts_the_servers_it_needs_and_stops_them(tmp_path):
     data_dir = tmp_path / "var"
     for args in (["migrate", "-v0"], ["tenant_create", "solo", "--mode", "silo"], ["tenant_list"]):

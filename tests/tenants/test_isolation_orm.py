@@ -5,7 +5,7 @@ from django.db import DatabaseError
 
 from rag.models import Document
 from tenants.context import TenantNotBound, dangerously_unbound, tenant_context
-from tests.conftest import MODES
+from tests.helpers import MODES
 
 
 def _doc(title: str) -> Document:

@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.conftest import MODES, bearer
+from tests.helpers import MODES, bearer
 
 
 @pytest.mark.parametrize("mode", MODES)

@@ -1,6 +1,8 @@
 """Create, suspend, resume and delete: delete removes every trace of the tenant's data."""
 
+import psycopg
 import pytest
+from django.conf import settings
 from django.core.exceptions import ValidationError
 
 from rag.models import Document
@@ -12,8 +14,7 @@ from tenants.services.provisioning import (
     tenant_resume,
     tenant_suspend,
 )
-from tests.conftest import MODES
-from tests.helpers import superuser
+from tests.helpers import MODES, connect, superuser
 
 
 def _rows_everywhere(tenant_id) -> int:
@@ -118,3 +119,14 @@ def test_failed_silo_provisioning_leaves_nothing_behind(pg):
             silo_dsn="postgresql://nobody:nothing@/postgres?host=/nonexistent",
         )
     assert not Tenant.objects.filter(slug="broken").exists()
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_the_app_role_cannot_rewrite_the_migration_history(make_tenant, mode):
+    tenant = make_tenant(mode)
+    database = tenant.silo_database or settings.DATABASES["default"]["NAME"]
+    schema = tenant.schema_name if mode == "bridge" else "public"
+    with connect("default", dbname=database) as conn:
+        for statement in ("SELECT count(*) FROM {}", "DELETE FROM {}"):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                conn.execute(statement.format(f"{schema}.django_migrations"))

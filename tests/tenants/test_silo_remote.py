@@ -3,8 +3,7 @@
 from config import embedded
 from rag.models import Document
 from tenants.context import tenant_context
-from tests.conftest import bearer
-from tests.helpers import superuser
+from tests.helpers import bearer, superuser
 
 
 def _remote_databases(server) -> set[str]:

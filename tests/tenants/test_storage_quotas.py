@@ -14,7 +14,7 @@ from rag.models import Document, DocumentSource
 from rag.services.documents import DocumentRejected, document_submit
 from tenants.context import tenant_context
 from tenants.services.quotas import quota_set
-from tests.conftest import MODES, bearer
+from tests.helpers import MODES, bearer
 
 
 def post_text(api, key: str, text: str, **fields):

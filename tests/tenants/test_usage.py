@@ -10,8 +10,7 @@ from rag.tokenizer import count_tokens
 from tenants.models import ApiKey, UsageRecord
 from tenants.services.quotas import generation_slot, quota_set
 from tenants.services.usage import usage_record, usage_series, usage_summary
-from tests.conftest import MODES, bearer
-from tests.tenants.clock import away_from_the_hour_boundary
+from tests.helpers import MODES, bearer
 
 
 def search(api, key: str, query: str, mode: str = "keyword"):
@@ -30,12 +29,11 @@ def ingest(api, key: str, text: str):
 
 @pytest.mark.parametrize("mode", MODES)
 def test_usage_shows_the_callers_requests_and_never_another_tenants(
-    mode, make_tenant, make_key, api, settings
+    mid_hour, mode, make_tenant, make_key, api, settings
 ):
     a, b = make_tenant(mode), make_tenant(mode)
     quota_set(tenant=a, search_per_hour=10, max_documents=50, max_storage_bytes=10_000)
     a_key, b_key = make_key(a), make_key(b)
-    away_from_the_hour_boundary()
     search(api, a_key, "tides")
     search(api, a_key, "moon")
     text = "The moon raises the tides twice a day."
@@ -71,10 +69,9 @@ def test_usage_shows_the_callers_requests_and_never_another_tenants(
     assert not UsageRecord.objects.filter(tenant=b).exists()
 
 
-def test_the_ledger_keeps_one_row_per_key_hour_and_kind(make_tenant, make_key, api):
+def test_the_ledger_keeps_one_row_per_key_hour_and_kind(mid_hour, make_tenant, make_key, api):
     tenant = make_tenant("pool")
     first, second = make_key(tenant), make_key(tenant, scopes=["query"])
-    away_from_the_hour_boundary()
     search(api, first, "one")
     search(api, first, "two")
     search(api, second, "three")
@@ -97,9 +94,8 @@ def test_the_ledger_keeps_one_row_per_key_hour_and_kind(make_tenant, make_key, a
     assert (hour.minute, hour.second, hour.microsecond) == (0, 0, 0)
 
 
-def test_usage_record_adds_tokens_and_time(make_tenant, make_key):
+def test_usage_record_adds_tokens_and_time(mid_hour, make_tenant, make_key):
     tenant = make_tenant("pool")
-    away_from_the_hour_boundary()
     usage_record(
         tenant=tenant, kind="answer", prompt_tokens=100, completion_tokens=20, generation_ms=900
     )
@@ -127,9 +123,8 @@ def test_usage_record_adds_tokens_and_time(make_tenant, make_key):
         usage_record(tenant=tenant, kind="answer", prompt_tokens=-1)
 
 
-def test_usage_series_leaves_out_hours_before_the_range(make_tenant):
+def test_usage_series_leaves_out_hours_before_the_range(mid_hour, make_tenant):
     tenant = make_tenant("pool")
-    away_from_the_hour_boundary()
     usage_record(tenant=tenant, kind="search")
     now_hour = UsageRecord.objects.get(tenant=tenant).hour
     UsageRecord.objects.create(tenant=tenant, kind="search", hour=now_hour - timedelta(hours=5))

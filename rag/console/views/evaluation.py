@@ -27,6 +27,7 @@ from ...services.evaluation import (
     evalrun_queue,
     evalset_import,
     evaluation_compare,
+    format_delta,
 )
 from . import wants_fragment
 
@@ -191,8 +192,7 @@ def _cell(mode: str, metric: str, values: dict | None, delta: dict | None) -> di
     change = (delta or {}).get(metric)
     if change is None:
         shown, trend = "", ""
-    elif round(change, 3) == 0:
-        shown, trend = "±0.000", "same"
     else:
-        shown, trend = f"{change:+.3f}", "up" if change > 0 else "down"
+        shown = format_delta(change)
+        trend = "same" if shown == "±0.000" else "up" if change > 0 else "down"
     return {"label": label, "value": f"{values[metric]:.3f}", "delta": shown, "trend": trend}

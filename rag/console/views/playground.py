@@ -15,6 +15,7 @@ from django.views.decorators.http import require_POST, require_safe
 
 from tenants.api.problems import PROBLEM_CONTENT_TYPE, problem_body
 from tenants.models import Tenant
+from tenants.services.provisioning import TenantNotActive
 from tenants.services.quotas import QuotaExceeded
 
 from ...api.sse import EventStream, sse_event, sse_response
@@ -37,8 +38,6 @@ def playground(request):
 @require_POST
 def ask(request, slug):
     tenant = get_object_or_404(Tenant, slug=slug)
-    if not tenant.is_active:
-        return _problem(409, "tenant_not_active", f"The tenant is {tenant.status}.")
     form = AskForm(request.POST)
     if not form.is_valid():
         errors = {name: [str(e) for e in errs] for name, errs in form.errors.items()}
@@ -53,6 +52,8 @@ def ask(request, slug):
         )
     except FilterError as exc:
         return _problem(422, "invalid_filter", str(exc))
+    except TenantNotActive as exc:
+        return _problem(409, "tenant_not_active", str(exc))
     try:
         session.start()
     except QuotaExceeded as exc:

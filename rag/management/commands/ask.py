@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.core.management.base import BaseCommand, CommandError
 
 from tenants.management.commands._base import get_tenant
+from tenants.services.provisioning import TenantNotActive
 from tenants.services.quotas import QuotaExceeded
 
 from ...filters import FilterError
@@ -36,7 +37,7 @@ class Command(BaseCommand):
                 temperature=temperature,
                 source="cli",
             ).start()
-        except (FilterError, QuotaExceeded, GeneratorBusy) as exc:
+        except (FilterError, QuotaExceeded, GeneratorBusy, TenantNotActive) as exc:
             raise CommandError(str(exc)) from exc
         for delta in session.deltas():
             self.stdout.write(delta, ending="")

@@ -21,6 +21,7 @@ from ...services.evaluation import (
     evalset_import,
     evaluation_compare,
     evaluation_run,
+    format_delta,
 )
 
 
@@ -148,10 +149,3 @@ class Command(BaseCommand):
 
 def _cell(value: float, delta: float | None) -> str:
     return f"{value:.3f}" if delta is None else f"{value:.3f} ({format_delta(delta)})"
-
-
-def format_delta(delta: float) -> str:
-    """ "+0.050", "-0.020"; a change that rounds to nothing is "±0.000"."""
-    if round(delta, 3) == 0:
-        return "±0.000"
-    return f"{delta:+.3f}"

@@ -39,8 +39,9 @@ class Command(BaseCommand):
         duplicates, failed = [], []
         for path in tqdm(files, desc="upload", unit="file", file=self.stderr):
             try:
+                # --inline ingests here, so no worker is sent the same documents.
                 submission = document_submit(
-                    tenant=tenant, data=path.read_bytes(), filename=path.name
+                    tenant=tenant, data=path.read_bytes(), filename=path.name, enqueue=not inline
                 )
             except DocumentRejected as exc:
                 failed.append((path, f"{exc.code}: {exc.detail}"))

@@ -5,9 +5,10 @@ from __future__ import annotations
 from django.core.management.base import BaseCommand, CommandError
 
 from tenants.management.commands._base import get_tenant
+from tenants.services.provisioning import TenantNotActive
 
 from ...filters import FilterError
-from ...services.search import MODES, chunk_search
+from ...services.search import MODES, search_run
 
 
 class Command(BaseCommand):
@@ -23,8 +24,9 @@ class Command(BaseCommand):
         if not 1 <= k <= 50:
             raise CommandError("--k must be between 1 and 50.")
         try:
-            result = chunk_search(tenant=get_tenant(slug), query=query, k=k, mode=mode)
-        except FilterError as exc:
+            # Metered and logged like the API's search (source "cli").
+            result = search_run(tenant=get_tenant(slug), query=query, k=k, mode=mode, source="cli")
+        except (FilterError, TenantNotActive) as exc:
             raise CommandError(str(exc)) from exc
         if not result.hits:
             self.stdout.write("No results.")

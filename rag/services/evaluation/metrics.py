@@ -89,3 +89,11 @@ def ndcg_at_k(ranked: Sequence[str], relevant: Iterable[str], k: int = NDCG_DEPT
     )
     ideal = sum(1.0 / math.log2(rank + 1) for rank in range(1, min(len(wanted), k) + 1))
     return dcg / ideal
+
+
+def format_delta(delta: float) -> str:
+    """A metric's change from the previous run as shown everywhere (console and `evaluate`):
+    "+0.050", "-0.020", and "±0.000" for a change that rounds to nothing at three places."""
+    if round(delta, 3) == 0:
+        return "±0.000"
+    return f"{delta:+.3f}"

@@ -6,12 +6,12 @@ from __future__ import annotations
 import logging
 
 from django.conf import settings
-from django.db import transaction
 from django.utils import timezone
 
 from tenants.context import data_alias, tenant_context
 from tenants.models import Tenant
 
+from ...handoff import EVALUATE_SET, after_commit
 from ...models import Chunk, Document, EvalQuestion, EvalRun, EvalRunStatus, EvalSet
 from .metrics import (
     MAX_K,
@@ -62,14 +62,11 @@ def chunk_depth(k: int) -> int:
 
 def evalrun_queue(*, tenant: Tenant, eval_set: EvalSet, k: int = 10) -> EvalRun:
     """A queued run of the set, evaluated by a worker (`evaluate_set`) once this commits."""
-    from ...tasks import evaluate_set  # the task module imports this one
-
     _check_k(k)
     with tenant_context(tenant):
         total = EvalQuestion.objects.filter(eval_set_id=eval_set.pk).count() * len(MODES)
         run = EvalRun.objects.create(eval_set_id=eval_set.pk, k=k, progress_total=total)
-        tenant_id, run_id = str(tenant.id), run.pk
-        transaction.on_commit(lambda: evaluate_set.delay(tenant_id, run_id), using=data_alias())
+        after_commit(EVALUATE_SET, str(tenant.id), run.pk, using=data_alias())
     run.eval_set = eval_set
     return run
 

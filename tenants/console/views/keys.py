@@ -82,13 +82,4 @@ def tenant_key_revoke(request, slug, key_id):
 
 def _key_rows(tenant: Tenant) -> list[dict]:
     now = timezone.now()
-    rows = []
-    for key in apikey_list(tenant=tenant):
-        if key.revoked_at is not None:
-            state = "revoked"
-        elif key.expires_at is not None and key.expires_at <= now:
-            state = "expired"
-        else:
-            state = "active"
-        rows.append({"key": key, "state": state})
-    return rows
+    return [{"key": key, "state": key.state(now)} for key in apikey_list(tenant=tenant)]

@@ -14,7 +14,7 @@ from django.shortcuts import render
 from rag.models import Chunk, Document, DocumentStatus
 
 from ...models import IsolationMode, Tenant, TenantStatus, UsageRecord
-from ...services.quotas import METERING_DB
+from ...services.quotas import METERING_DB, WINDOW_START_SQL, clock_params
 from ...sweep import each_tenant
 
 logger = logging.getLogger(__name__)
@@ -134,5 +134,6 @@ def usage_hourly_totals(*, hours: int) -> list[dict]:
 
 def _current_hour() -> datetime:
     with connections[METERING_DB].cursor() as cursor:
-        cursor.execute("SELECT date_trunc('hour', now(), 'UTC')")
+        # The quotas' own hour, so a test's pinned clock holds here too.
+        cursor.execute(f"SELECT {WINDOW_START_SQL}", clock_params())
         return cursor.fetchone()[0]

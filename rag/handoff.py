@@ -1,0 +1,23 @@
+"""The one seam from data-plane services to the task queue: follow-up work is sent by name.
+
+Why a seam: services that imported `rag.tasks` (which imports them back) formed a cycle hidden
+by function-level imports, and every caller of a service enqueued whether it wanted to or
+not; `ingest --inline` and tests then raced the worker for the same document. Here services
+hand work off by task name when their transaction commits, and never import the task module
+(paperless-ngx's consumer never imports its tasks either). Callers that do the work
+themselves pass `enqueue=False` to the service instead.
+"""
+
+from __future__ import annotations
+
+from celery import current_app
+from django.db import transaction
+
+INGEST_DOCUMENT = "rag.tasks.ingest_document"
+EVALUATE_SET = "rag.tasks.evaluate_set"
+
+
+def after_commit(task: str, *args, using: str) -> None:
+    """Send `task` with `args` once the transaction on `using` commits (at once outside one);
+    nothing is sent if it rolls back."""
+    transaction.on_commit(lambda: current_app.send_task(task, args=list(args)), using=using)
