@@ -101,7 +101,7 @@ def bench_decode(tenant, rounds: int = 5, max_tokens: int = 128) -> dict:
         ours.append((stats.completion_tokens - 1) / (stats.finished_at - stats.first_token_at))
         produced.append(stats.completion_tokens)
         gate = get_gate()
-        model = gate.acquire(tenant_id=tenant.id)
+        model = gate.acquire()
         try:
             raw.append(
                 _raw_decode(

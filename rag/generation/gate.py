@@ -19,7 +19,6 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from uuid import UUID
 
 from django.conf import settings
 
@@ -47,15 +46,15 @@ class GenerationGate:
         return self._waiting
 
     @contextmanager
-    def turn(self, *, tenant_id: UUID) -> Iterator[LoadedModel]:
+    def turn(self) -> Iterator[LoadedModel]:
         """The model, exclusively, for the length of the block."""
-        self.acquire(tenant_id=tenant_id)
+        self.acquire()
         try:
             yield get_model()
         finally:
             self.release()
 
-    def acquire(self, *, tenant_id: UUID) -> LoadedModel:
+    def acquire(self) -> LoadedModel:
         model = get_model()  # load outside the turn: a first load is not someone's wait
         with self._count_lock:
             if self._waiting >= self.max_waiting:

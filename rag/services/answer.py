@@ -111,7 +111,7 @@ class AnswerSession:
         try:
             self._resources.enter_context(generation_slot(tenant=self.tenant))
             gate = get_gate()
-            gate.acquire(tenant_id=self.tenant.id)
+            gate.acquire()
             self._resources.callback(gate.release)
         except BaseException:
             self._resources.close()

@@ -132,7 +132,7 @@ def test_a_busy_generator_is_a_503_with_retry_after(staff_client, make_tenant):
     tenant = make_tenant("pool")
     _document(tenant, text="Zebras eat meadow hay twice a day.")
     gate = get_gate()
-    gate.acquire(tenant_id=tenant.id)  # another request is generating...
+    gate.acquire()  # another request is generating...
     saved, gate.max_waiting = gate.max_waiting, 0  # ...and the queue has no room left
     try:
         response = _ask(staff_client, tenant, question="zebras meadow hay")

@@ -54,7 +54,7 @@ def test_answer_is_generated_grounded_and_counted_exactly(api, zoo_tenant, searc
     usage = body["usage"]
     assert usage["prompt_tokens"] == len(session.prompt.tokens)
     gate = get_gate()
-    model = gate.acquire(tenant_id=tenant.id)
+    model = gate.acquire()
     try:
         model.llm.reset()
         raw = []
@@ -119,9 +119,9 @@ def test_no_matching_sources_answers_without_the_model(api, make_tenant, make_ke
 def test_a_full_generation_queue_answers_503_with_retry_after(api, zoo_tenant):
     from rag.generation.gate import get_gate
 
-    tenant, key, _ = zoo_tenant
+    _, key, _ = zoo_tenant
     gate = get_gate()
-    gate.acquire(tenant_id=tenant.id)  # another request is generating...
+    gate.acquire()  # another request is generating...
     saved, gate.max_waiting = gate.max_waiting, 0  # ...and the queue has no room left
     try:
         response = _answer(api, key, max_tokens=4)

@@ -2,7 +2,6 @@
 between tenants."""
 
 import threading
-import uuid
 
 import pytest
 
@@ -12,14 +11,14 @@ from tests.helpers import wait_until
 
 def test_waiting_beyond_the_queue_is_refused_at_once():
     gate = GenerationGate(max_waiting=1, timeout=5)
-    gate.acquire(tenant_id=uuid.uuid4())
+    gate.acquire()
     waiter_in = threading.Event()
     results = []
 
     def wait_turn():
         waiter_in.set()
         try:
-            gate.acquire(tenant_id=uuid.uuid4())
+            gate.acquire()
             results.append("got it")
             gate.release()
         except GeneratorBusy:
@@ -30,7 +29,7 @@ def test_waiting_beyond_the_queue_is_refused_at_once():
     waiter_in.wait()
     wait_until(lambda: gate.waiting >= 1, timeout=10, interval=0.001, message="no one waits")
     with pytest.raises(GeneratorBusy) as refused:
-        gate.acquire(tenant_id=uuid.uuid4())
+        gate.acquire()
     assert refused.value.retry_after >= 1
     gate.release()
     waiter.join(10)
@@ -39,9 +38,9 @@ def test_waiting_beyond_the_queue_is_refused_at_once():
 
 def test_a_wait_that_runs_out_is_refused():
     gate = GenerationGate(max_waiting=4, timeout=0.2)
-    gate.acquire(tenant_id=uuid.uuid4())
+    gate.acquire()
     with pytest.raises(GeneratorBusy):
-        gate.acquire(tenant_id=uuid.uuid4())
+        gate.acquire()
     gate.release()
 
 
@@ -53,11 +52,10 @@ def test_the_model_state_is_reset_before_every_generation(monkeypatch):
     original = llm.reset
     monkeypatch.setattr(llm, "reset", lambda: (resets.append(1), original())[1])
     gate = GenerationGate(max_waiting=4, timeout=5)
-    a, b = uuid.uuid4(), uuid.uuid4()
-    for tenant_id in (a, a, b, a):
-        gate.acquire(tenant_id=tenant_id)
+    for _ in range(4):  # whoever asks: the gate no longer even knows the tenant
+        gate.acquire()
         gate.release()
-    # Every turn, the same tenant's too: reusing a prefix would time who generated last.
+    # Every turn is reset: reusing a prefix would time who generated last.
     assert len(resets) == 4
 
 
@@ -68,11 +66,11 @@ def test_a_tenant_switch_forgets_the_previous_prompt():
     gate = GenerationGate(max_waiting=4, timeout=5)
     tokens = model.tokenize("The secret word of tenant A is heliotrope.", special=False)
     model.llm.reset()
-    gate.acquire(tenant_id=uuid.uuid4())
+    gate.acquire()
     model.llm.eval(tokens)
     assert model.llm.n_tokens == len(tokens)
     gate.release()
-    gate.acquire(tenant_id=uuid.uuid4())
+    gate.acquire()
     try:
         assert model.llm.n_tokens == 0  # nothing of A's prompt is left to match a prefix
     finally:

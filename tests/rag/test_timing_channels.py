@@ -57,7 +57,7 @@ def test_the_wait_for_the_generator_is_shown_as_a_bucket(
     key = make_key(make_tenant("pool"))
     wait_done(key, upload(key, text="Swifts sleep while they fly.").json()["id"])
     gate = get_gate()
-    gate.acquire(tenant_id=None)  # another tenant's generation holds the model for 0.35 s
+    gate.acquire()  # another tenant's generation holds the model for 0.35 s
     releaser = threading.Timer(0.35, gate.release)
     releaser.start()
     try:
