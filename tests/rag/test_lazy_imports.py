@@ -10,13 +10,8 @@ ROOT = Path(__file__).resolve().parents[2]
 HEAVY = ("torch", "sentence_transformers", "transformers", "llama_cpp")
 
 
-def test_importing_tasks_and_views_does_not_import_ml_libraries(pg):
-    code = (
-        "import django, sys; django.setup();"
-        "import rag.tasks, rag.api.views, rag.services.ingest, rag.services.search, config.urls;"
-        "import rag.services.answer, rag.api.answer, rag.api.openai.views, rag.generation.gate;"
-        f"print([m for m in {HEAVY!r} if m in sys.modules])"
-    )
+def _last_line(code: str) -> str:
+    """What `code` prints last, run in a fresh interpreter against this session's servers."""
     out = subprocess.run(
         [sys.executable, "-c", code],
         cwd=ROOT,
@@ -25,7 +20,18 @@ def test_importing_tasks_and_views_does_not_import_ml_libraries(pg):
         text=True,
         check=True,
     ).stdout
-    assert out.strip().splitlines()[-1] == "[]"
+    return out.strip().splitlines()[-1]
+
+
+def test_importing_tasks_and_views_does_not_import_ml_libraries(pg):
+    code = (
+        "import django, sys; django.setup();"
+        "import rag.tasks, rag.api.views, rag.services.ingest, rag.services.search, config.urls;"
+        "import rag.services.answer, rag.api.answer, rag.api.openai.views, rag.generation.gate;"
+        f"print([m for m in {HEAVY!r} if m in sys.modules])"
+    )
+    out = _last_line(code)
+    assert out == "[]"
 
 
 def test_services_never_import_the_task_module(pg):
@@ -38,12 +44,5 @@ def test_services_never_import_the_task_module(pg):
         "import rag.console.views.documents, rag.management.commands.ingest, config.urls;"
         "print('rag.tasks' in sys.modules)"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=ROOT,
-        env=service_env(),
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    assert out.strip().splitlines()[-1] == "False"
+    out = _last_line(code)
+    assert out == "False"

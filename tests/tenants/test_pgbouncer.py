@@ -26,7 +26,7 @@ import pytest
 from django.test import override_settings
 
 from config import embedded
-from tests.helpers import connect, superuser
+from tests.helpers import connect, superuser, wait_until
 from tests.pgbouncer import APPLICATION_NAME, PgBouncer
 from tests.server import WebServer
 from tests.workers import Worker
@@ -140,15 +140,21 @@ def _step(base: str, tenant: Tenant, kind: str, n: str) -> tuple[int, object]:
 
 
 def _wait_ready(base: str, tenant: Tenant, timeout: float = 90) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
+    def states() -> dict[str, str]:
         status, body = _call(base, tenant.key, "GET", "/api/v1/documents?limit=500")
         assert status == 200, body
-        states = {doc["id"]: doc["status"] for doc in body["results"]}
-        if set(states) >= tenant.ids and all(states[i] == "ready" for i in tenant.ids):
-            return
-        assert time.monotonic() < deadline, f"not ingested through PgBouncer: {states}"
-        time.sleep(0.3)
+        return {doc["id"]: doc["status"] for doc in body["results"]}
+
+    def ingested() -> bool:
+        now = states()
+        return set(now) >= tenant.ids and all(now[i] == "ready" for i in tenant.ids)
+
+    wait_until(
+        ingested,
+        timeout=timeout,
+        interval=0.3,
+        message=lambda: f"not ingested through PgBouncer: {states()}",
+    )
 
 
 def _server_connections() -> dict[tuple[str, str], int]:
