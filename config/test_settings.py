@@ -1,23 +1,28 @@
 """Settings for `make test`: a throwaway embedded PostgreSQL and Redis, never the ones in var/.
 
-DATA_DIR must be chosen before settings import, because settings start the embedded servers.
+This module is the test run's entry point for the servers (settings themselves start
+nothing): unless DATABASE_URL or DATA_DIR is given, it picks a fresh DATA_DIR and starts the
+embedded servers there before the settings read the environment.
 """
 
 import os
+import sys
 import tempfile
 
+from .servers import ensure_environment
+
 _THROWAWAY = "DATABASE_URL" not in os.environ and "DATA_DIR" not in os.environ
+_OWN_REDIS = _THROWAWAY and "REDIS_URL" not in os.environ
 if _THROWAWAY:
     os.environ["DATA_DIR"] = tempfile.mkdtemp(prefix="tenantry-test-")
-    import sys
-
     print(
         f"==> Starting a throwaway embedded PostgreSQL and Redis in {os.environ['DATA_DIR']}",
         file=sys.stderr,
         flush=True,
     )
+ensure_environment()
 
-from .settings import *  # noqa: F403, E402 - DATA_DIR must be chosen first (see above)
+from .settings import *  # noqa: F403, E402 - the servers must be known first (see above)
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast console logins
 API_KEY_LAST_USED_RESOLUTION_SECONDS = 60
@@ -43,7 +48,7 @@ def _stop_throwaway_redis() -> None:
             client.execute_command("SHUTDOWN", "NOSAVE")
 
 
-if _THROWAWAY and "REDIS_URL" not in os.environ:
+if _OWN_REDIS:
     import atexit
 
     atexit.register(_stop_throwaway_redis)

@@ -14,7 +14,7 @@ API_PREFIXES = ("/api/", "/v1/")
 
 urlpatterns = [
     path("", lambda request: redirect("console:home")),
-    path("console/", include("tenants.console.urls")),
+    path("console/", include("console.urls")),
     path("api/v1/", include("tenants.api.urls")),
     path("api/v1/", include("rag.api.urls")),
     path("v1/", include("rag.api.openai.urls")),

@@ -4,7 +4,10 @@ import os
 
 from django.core.wsgi import get_wsgi_application
 
+from config.servers import ensure_environment
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+ensure_environment()
 
 application = get_wsgi_application()
 

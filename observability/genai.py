@@ -238,10 +238,6 @@ def _record_operation(operation: str, attributes: dict, seconds: float, failed: 
         if metrics is None or failed:
             return
         model = attributes.get("model") or attributes.get("gen_ai.request.model")
-        if not model and operation == "embeddings":
-            from rag.embedding import model_id
-
-            model = model_id()
         metrics.gen_ai_client_operation_duration.labels(
             gen_ai_operation_name=str(operation), gen_ai_request_model=str(model or "unknown")
         ).observe(seconds)

@@ -1,10 +1,9 @@
 """Readiness: can this process serve? The database (computing a vector distance), Redis, and
-both models.
+what the apps register (the data plane adds its two models, see rag/health.py).
 
-"Loadable" for a model means: already loaded in this process, or its files are where the
-settings say. Probes come every few seconds, so no probe ever loads a model (hundreds of MB,
-seconds of CPU); the file checks are cached for READINESS_CACHE_SECONDS. The database and Redis
-are asked every time, with short timeouts.
+The database and Redis are asked every time, with short timeouts; a registered check may be
+cached for READINESS_CACHE_SECONDS (the model checks look at files, and probes come every few
+seconds).
 """
 
 from __future__ import annotations
@@ -22,8 +21,6 @@ from config import vector_check
 from .broker import redis_ping
 
 logger = logging.getLogger(__name__)
-
-EMBEDDING_WEIGHTS = ("model.safetensors", "pytorch_model.bin")
 
 
 class NotReady(Exception):
@@ -49,47 +46,24 @@ def check_redis() -> str:
     return "ok"
 
 
-def check_embedding_model() -> str:
-    from rag import embedding
-    from rag.tokenizer import EmbeddingModelMissing, embedding_model_path
-
-    if embedding._model is not None:
-        return "loaded"
-    try:
-        path = embedding_model_path()
-    except EmbeddingModelMissing as exc:
-        raise NotReady(str(exc)) from exc
-    if not any((path / name).is_file() for name in EMBEDDING_WEIGHTS):
-        raise NotReady(f"{path} has no model weights")
-    return "loadable"
-
-
-def check_generator() -> str:
-    from rag.generation import model as generation
-
-    if generation._model is not None:
-        return "loaded"
-    try:
-        path = generation.gguf_path()
-    except generation.GenerationModelMissing as exc:
-        raise NotReady(str(exc)) from exc
-    with path.open("rb") as handle:
-        if handle.read(4) != b"GGUF":
-            raise NotReady(f"{path} is not a GGUF file")
-    return "loadable"
-
-
 CHECKS: dict[str, Callable[[], str]] = {
     "database": check_database,
     "vectors": check_vectors,
     "redis": check_redis,
-    "embedding_model": check_embedding_model,
-    "generator": check_generator,
 }
-CACHED = frozenset({"embedding_model", "generator"})
+# Checks whose answer may be reused for READINESS_CACHE_SECONDS (file checks, not connections).
+CACHED: set[str] = set()
 
 _cache: dict[str, tuple[float, bool, str]] = {}
 _cache_lock = threading.Lock()
+
+
+def register_check(name: str, check: Callable[[], str], *, cached: bool = False) -> None:
+    """Add a check to /readyz (apps register theirs in `AppConfig.ready`, so this module needs
+    to know none of them). `check` returns a short detail or raises NotReady."""
+    CHECKS[name] = check
+    if cached:
+        CACHED.add(name)
 
 
 def readiness() -> tuple[bool, dict[str, dict]]:

@@ -19,7 +19,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from config import embedded, vector_check  # noqa: E402
+from config import servers, vector_check  # noqa: E402
 
 
 def step(message: str) -> None:
@@ -28,23 +28,17 @@ def step(message: str) -> None:
 
 
 def main() -> int:
-    data_dir = Path(os.environ.get("DATA_DIR", ROOT / "var")).resolve()
+    data_dir = servers.data_dir()
     port = os.environ.get("PORT", "8000")
-    env = dict(os.environ, DATA_DIR=str(data_dir), DJANGO_SETTINGS_MODULE="config.settings")
-    if not env.get("DATABASE_URL"):
-        step(f"Starting embedded PostgreSQL in {data_dir / 'pgdata'}")
-        pg = embedded.start_postgres(data_dir / "pgdata", passwords_from=data_dir)
-        env["DATABASE_URL"] = pg.url(embedded.APP_ROLE)
-        env["OWNER_DATABASE_URL"] = pg.url(embedded.OWNER_ROLE)
+    os.environ["DATA_DIR"] = str(data_dir)
+    servers.ensure_environment(step)
+    env = dict(os.environ, DJANGO_SETTINGS_MODULE="config.settings")
     step("Checking that PostgreSQL computes vector distances (pgvector)")
     try:
         vector_check.check_dsn(env["DATABASE_URL"])
     except vector_check.VectorsBroken as exc:
         print(f"Cannot start: {exc}", file=sys.stderr, flush=True)
         return 1
-    if not env.get("REDIS_URL"):
-        step(f"Starting embedded Redis in {data_dir / 'redis'}")
-        env["REDIS_URL"] = embedded.start_redis(data_dir / "redis")
 
     # Prometheus multiprocess files: every process writes its own; a new start begins at zero
     # (counters of processes that no longer exist would otherwise stay in the sums forever).

@@ -2,7 +2,41 @@ from django.apps import AppConfig
 
 
 class RagConfig(AppConfig):
-    """Data plane: documents and chunks, placed per tenant (pool, bridge or silo)."""
+    """Data plane: documents and chunks, placed per tenant (pool, bridge or silo).
+
+    It declares itself to the kernel (`data_plane = True`, see tenants/planes.py), which then
+    routes its models by tenant context, migrates it into bridge schemas and silos, and asks it
+    what a tenant stores; the kernel never imports it. It also adds its models' readiness
+    checks to /readyz.
+    """
 
     name = "rag"
     default_auto_field = "django.db.models.BigAutoField"
+    data_plane = True
+
+    def ready(self) -> None:
+        from observability.health import register_check
+
+        from . import health
+
+        register_check("embedding_model", health.check_embedding_model, cached=True)
+        register_check("generator", health.check_generator, cached=True)
+
+    def stored(self):
+        from django.db.models import Count, Sum
+        from django.db.models.functions import Coalesce
+
+        from tenants.planes import Stored
+
+        totals = self.get_model("Document").objects.aggregate(
+            documents=Count("pk"), stored=Coalesce(Sum("size_bytes"), 0)
+        )
+        return Stored(documents=totals["documents"], bytes=totals["stored"])
+
+    def lock_pool_rows(self, cursor, tenant_id) -> None:
+        from psycopg import sql
+
+        statement = sql.SQL("SELECT id FROM {} WHERE tenant_id = %s FOR UPDATE").format(
+            sql.Identifier(self.get_model("Document")._meta.db_table)
+        )
+        cursor.execute(statement.as_string(cursor.connection), [tenant_id])

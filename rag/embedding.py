@@ -28,6 +28,10 @@ def model_id() -> str:
     return f"path:{configured}" if configured else MODEL_ID
 
 
+def is_loaded() -> bool:
+    return _model is not None
+
+
 def get_model():
     global _model
     if _model is None:

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 from .context import data_alias
 from .placement import is_tenant_alias
-
-DATA_PLANE_APPS = frozenset({"rag"})
+from .planes import data_plane_label
 
 
 class TenantRouter:
     def db_for_read(self, model, **hints):
-        if model._meta.app_label in DATA_PLANE_APPS:
+        if model._meta.app_label == data_plane_label():
             return data_alias(model)  # raises TenantNotBound outside a binding
         return "default"
 
@@ -22,6 +21,6 @@ class TenantRouter:
 
     def allow_migrate(self, db, app_label, model_name=None, **hints):
         if is_tenant_alias(db):
-            return app_label in DATA_PLANE_APPS
+            return app_label == data_plane_label()
         # The app role owns nothing: the platform database is migrated through `owner`.
         return db == "owner"

@@ -57,3 +57,50 @@ def test_the_platform_refuses_to_start_on_a_misspelt_boolean(pg):
     )
     assert result.returncode != 0
     assert "DJANGO_DEBUG='treu' is not a boolean" in result.stderr
+
+
+def _python(code: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def _bare_env(data_dir: Path) -> dict[str, str]:
+    import os
+
+    unset = {"DATABASE_URL", "OWNER_DATABASE_URL", "REDIS_URL", "DJANGO_SECRET_KEY"}
+    env = {k: v for k, v in os.environ.items() if k not in unset}
+    env.update(DATA_DIR=str(data_dir), DJANGO_SETTINGS_MODULE="config.settings")
+    return env
+
+
+def test_importing_settings_starts_no_server(tmp_path):
+    """Without the servers' URLs, settings refuse to load and say what is missing; they start
+    nothing and write nothing under DATA_DIR (the entry points do that, config/servers.py)."""
+    result = _python("import config.settings", _bare_env(tmp_path))
+    assert result.returncode != 0
+    assert "ImproperlyConfigured" in result.stderr
+    assert "is not set" in result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_settings_read_the_servers_from_the_environment(tmp_path):
+    env = _bare_env(tmp_path)
+    env.update(
+        DATABASE_URL="postgresql://app:pw@db.invalid:5432/tenantry",
+        REDIS_URL="redis://redis.invalid:6379/0",
+        DJANGO_SECRET_KEY="k" * 50,
+    )
+    result = _python(
+        "from config import settings as s;"
+        "print(s.DATABASES['default']['HOST'], s.DATABASES['owner']['HOST'], s.REDIS_URL)",
+        env,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["db.invalid", "db.invalid", "redis://redis.invalid:6379/0"]
+    assert list(tmp_path.iterdir()) == []

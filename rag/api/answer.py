@@ -8,7 +8,7 @@ from rest_framework.response import Response
 
 from observability.timing import ANSWER_STAGES, server_timing
 from tenants.api.base import TenantAPIView
-from tenants.api.problems import Problem, problem_body
+from tenants.api.problems import Problem
 from tenants.api.quota import admit, quota_problem, with_headers
 from tenants.models import ApiKeyScope
 from tenants.services.quotas import QuotaExceeded
@@ -18,7 +18,7 @@ from ..generation.gate import GeneratorBusy
 from ..services.answer import AnswerSession, answer_prepare
 from ..services.search import UnknownDocuments
 from .serializers import JSONObjectField
-from .sse import EventStream, sse_event, sse_response
+from .sse import answer_sse_response
 
 
 class AnswerRequestSerializer(serializers.Serializer):
@@ -113,18 +113,7 @@ class AnswerView(TenantAPIView):
             )
             return with_headers(response, rate_headers)
 
-        def events():
-            for delta in session.deltas():
-                yield sse_event({"text": delta}, event="delta")
-            yield sse_event(session.result(), event="done")
-
-        def on_error(exc: Exception) -> bytes:
-            body = problem_body(500, "generation_failed", "Generation failed; try again.")
-            return sse_event(body, event="error")
-
-        response = sse_response(
-            EventStream(events, close=session.close, on_error=on_error), rate_headers
-        )
+        response = answer_sse_response(session, rate_headers)
         # Headers go before the first token: only retrieval is known by then. The `done`
         # event's `timings` has every stage.
         response["Server-Timing"] = server_timing(

@@ -14,6 +14,8 @@ from collections.abc import Callable, Iterable, Iterator
 
 from django.http import StreamingHttpResponse
 
+from tenants.api.problems import problem_body
+
 logger = logging.getLogger(__name__)
 
 
@@ -58,3 +60,21 @@ def sse_response(stream: EventStream, headers: dict[str, str] | None = None):
     for name, value in (headers or {}).items():
         response[name] = value
     return response
+
+
+def answer_sse_response(session, headers: dict[str, str] | None = None):
+    """A started answer session as an event stream: a `delta` event per piece of text, then one
+    `done` event with the result; a failure mid-stream ends it with an `error` event carrying a
+    problem body. The API and the console playground both stream answers through this, so
+    their clients read the same events."""
+
+    def events():
+        for delta in session.deltas():
+            yield sse_event({"text": delta}, event="delta")
+        yield sse_event(session.result(), event="done")
+
+    def on_error(exc: Exception) -> bytes:
+        body = problem_body(500, "generation_failed", "Generation failed; try again.")
+        return sse_event(body, event="error")
+
+    return sse_response(EventStream(events, close=session.close, on_error=on_error), headers)

@@ -81,6 +81,10 @@ _lock = threading.Lock()
 _model: LoadedModel | None = None
 
 
+def is_loaded() -> bool:
+    return _model is not None
+
+
 def get_model() -> LoadedModel:
     global _model
     if _model is None:

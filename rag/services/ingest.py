@@ -20,6 +20,7 @@ from tenants.models import Tenant
 from tenants.services.usage import usage_record
 
 from ..chunking import document_chunk
+from ..embedding import model_id as embedding_model_id
 from ..models import IN_PROGRESS, Document, DocumentSource, DocumentStatus
 from ..parsing import ParseError, document_parse
 from .cache import embeddings_cached
@@ -67,7 +68,8 @@ def document_ingest(*, tenant: Tenant, document_id) -> str:
     for start in range(0, len(drafts), batch):
         # Chunks this tenant has embedded before (a re-upload, a replaced document's unchanged
         # sections) come from its embedding cache; only the rest go to the model.
-        with stage("embed", **{"tenantry.tenant": tenant.slug, "tenantry.chunks": batch}):
+        attributes = {"tenantry.tenant": tenant.slug, "tenantry.chunks": batch}
+        with stage("embed", model=embedding_model_id(), **attributes):
             vectors.extend(
                 embeddings_cached(
                     tenant=tenant,

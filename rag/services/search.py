@@ -24,6 +24,7 @@ from tenants.models import Tenant, UsageKind
 from tenants.services.provisioning import tenant_require_active
 from tenants.services.usage import usage_record
 
+from ..embedding import model_id as embedding_model_id
 from ..filters import compile_filters
 from ..tokenizer import count_tokens
 from .cache import embeddings_cached
@@ -76,7 +77,7 @@ def chunk_search(
     if document_ids:
         clauses.append("c.document_id = ANY(%s::uuid[])")
         params.append([str(d) for d in document_ids])
-    with stage("embed", **{"tenantry.tenant": tenant.slug}):
+    with stage("embed", model=embedding_model_id(), **{"tenantry.tenant": tenant.slug}):
         vector = (
             embeddings_cached(tenant=tenant, texts=[query], purpose="query")[0]
             if mode in ("hybrid", "vector")

@@ -16,8 +16,7 @@ from psycopg import sql
 
 from .. import placement
 from ..models import IsolationMode, Tenant
-
-DATA_PLANE_APP = "rag"
+from ..planes import data_plane_label
 
 MIGRATIONS_TABLE_SQL = """
 CREATE TABLE IF NOT EXISTS {schema}.django_migrations (
@@ -33,7 +32,7 @@ def dataplane_pending(*, tenant: Tenant) -> list[str]:
     """Names of data-plane migrations not yet applied to the tenant's placement."""
     alias = _prepare(tenant)
     executor = MigrationExecutor(connections[alias])
-    targets = executor.loader.graph.leaf_nodes(DATA_PLANE_APP)
+    targets = executor.loader.graph.leaf_nodes(data_plane_label())
     return [m.name for m, _ in executor.migration_plan(targets)]
 
 
@@ -46,7 +45,7 @@ def dataplane_migrate(*, tenant: Tenant, target: str | None = None) -> list[str]
         return []
     pending = dataplane_pending(tenant=tenant)
     alias = placement.owner_alias_for(tenant)
-    args = [DATA_PLANE_APP] + ([target] if target else [])
+    args = [data_plane_label()] + ([target] if target else [])
     call_command(
         "migrate", *args, database=alias, verbosity=0, interactive=False, stdout=io.StringIO()
     )

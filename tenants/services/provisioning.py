@@ -9,7 +9,6 @@ import logging
 import uuid
 
 import psycopg
-from django.apps import apps
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import connections, transaction
@@ -18,6 +17,7 @@ from psycopg import sql
 from .. import placement
 from ..context import tenant_context
 from ..models import IsolationMode, Tenant, TenantStatus
+from ..planes import data_plane
 from .dataplane import dataplane_migrate
 
 logger = logging.getLogger(__name__)
@@ -115,8 +115,8 @@ def _delete_pool_rows(tenant: Tenant) -> None:
         # Lock the documents first: a worker still ingesting one either commits its chunks
         # before this (and they are deleted below) or waits and then finds its document gone.
         # Without the lock its chunks could land between the two DELETEs and break the FK.
-        cursor.execute("SELECT id FROM rag_document WHERE tenant_id = %s FOR UPDATE", [tenant.id])
-        for model in reversed(list(apps.get_app_config("rag").get_models())):
+        data_plane().lock_pool_rows(cursor, tenant.id)
+        for model in reversed(list(data_plane().get_models())):
             cursor.execute(
                 sql.SQL("DELETE FROM {} WHERE tenant_id = %s")
                 .format(sql.Identifier(model._meta.db_table))

@@ -24,14 +24,12 @@ from contextlib import contextmanager
 from datetime import datetime
 
 import redis
-from django.apps import apps
 from django.conf import settings
 from django.db import connections
-from django.db.models import Count, Sum
-from django.db.models.functions import Coalesce
 
 from ..context import current_binding, data_alias
 from ..models import Tenant, TenantQuota, UsageKind
+from ..planes import data_plane
 
 # Counters and the ledger are written on their own connection, outside the request's
 # transaction (see the "Quotas and metering" settings).
@@ -309,11 +307,8 @@ def storage_admit(
         raise RuntimeError("storage_admit must run inside tenant_context(tenant).")
     with connections[alias].cursor() as cursor:
         cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_storage_lock_key(tenant)])
-    document_model = apps.get_model("rag", "Document")
-    totals = document_model.objects.aggregate(
-        documents=Count("pk"), stored=Coalesce(Sum("size_bytes"), 0)
-    )
-    stored_after = totals["stored"] - replacing_bytes + size_bytes
+    stored = data_plane().stored()
+    stored_after = stored.bytes - replacing_bytes + size_bytes
     if size_bytes > replacing_bytes and stored_after > quota.max_storage_bytes:
         raise QuotaExceeded(
             413,
@@ -321,11 +316,11 @@ def storage_admit(
             f"Storing this document ({size_bytes} bytes) would bring the tenant to "
             f"{stored_after} bytes, over its quota of {quota.max_storage_bytes} bytes.",
         )
-    if not replacing_bytes and totals["documents"] + 1 > quota.max_documents:
+    if not replacing_bytes and stored.documents + 1 > quota.max_documents:
         raise QuotaExceeded(
             429,
             "quota_exceeded",
-            f"The tenant has {totals['documents']} documents and its quota is "
+            f"The tenant has {stored.documents} documents and its quota is "
             f"{quota.max_documents}; delete some or raise the quota.",
         )
 

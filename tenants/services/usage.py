@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from django.apps import apps
 from django.db import connections
-from django.db.models import Count, Sum
+from django.db.models import Sum
 from django.db.models.functions import Coalesce
 
 from ..context import tenant_context
 from ..models import ApiKey, RequestCounter, Tenant, UsageRecord
+from ..planes import data_plane
 from .quotas import (
     KINDS,
     METERING_DB,
@@ -118,18 +118,15 @@ def usage_summary(*, tenant: Tenant) -> dict:
         }
     since = window_start - timedelta(hours=23)
     tokens = _ledger_totals(tenant, since)
-    document_model = apps.get_model("rag", "Document")
     with tenant_context(tenant):
-        stored = document_model.objects.aggregate(
-            documents=Count("pk"), stored_bytes=Coalesce(Sum("size_bytes"), 0)
-        )
+        stored = data_plane().stored()
     return {
         "tenant": tenant.slug,
         "as_of": now,
         "requests": requests,
         "last_24h": tokens,
-        "documents": {"used": stored["documents"], "limit": quota.max_documents},
-        "storage_bytes": {"used": stored["stored_bytes"], "limit": quota.max_storage_bytes},
+        "documents": {"used": stored.documents, "limit": quota.max_documents},
+        "storage_bytes": {"used": stored.bytes, "limit": quota.max_storage_bytes},
         "concurrent_generations": {
             "running": generations_running(tenant=tenant),
             "limit": quota.max_concurrent_generations,

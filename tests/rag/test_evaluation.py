@@ -436,7 +436,7 @@ def test_the_evaluation_modules_do_not_import_the_ml_libraries(pg):
     heavy = ("torch", "sentence_transformers", "transformers", "llama_cpp")
     code = (
         "import django, sys; django.setup();"
-        "import rag.tasks, rag.services.evaluation, rag.console.views.evaluation;"
+        "import rag.tasks, rag.services.evaluation, console.views.evaluation;"
         "import rag.management.commands.evaluate;"
         f"print([m for m in {heavy!r} if m in sys.modules])"
     )

@@ -41,7 +41,7 @@ def test_services_never_import_the_task_module(pg):
         "import django, sys; django.setup();"
         "import rag.services.documents, rag.services.recovery, rag.services.evaluation;"
         "import rag.services.ingest, rag.services.querylog, rag.api.views, rag.api.answer;"
-        "import rag.console.views.documents, rag.management.commands.ingest, config.urls;"
+        "import console.views.documents, rag.management.commands.ingest, config.urls;"
         "print('rag.tasks' in sys.modules)"
     )
     out = _last_line(code)

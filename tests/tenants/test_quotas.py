@@ -19,7 +19,6 @@ from tenants.services.quotas import (
     quota_set,
 )
 from tests.helpers import bearer
-from tests.tenants.clock import away_from_the_hour_boundary
 
 CONCURRENT = 50
 LIMIT = 20
@@ -39,23 +38,35 @@ def http_post(url: str, key: str, body: dict):
         return exc.code, exc.headers, json.loads(exc.read())
 
 
-def test_50_concurrent_searches_over_http_admit_exactly_20(web_server, make_tenant, make_key):
-    tenant = make_tenant("pool")
-    quota_set(tenant=tenant, search_per_hour=LIMIT)
-    key = make_key(tenant, scopes=["query"])
-    # The web server is another process, on the database's clock: this test alone must stay
-    # away from the hour boundary rather than pin the clock.
-    away_from_the_hour_boundary()
+def _database_hour():
+    with connections["default"].cursor() as cursor:
+        cursor.execute("SELECT date_trunc('hour', now(), 'UTC')")
+        return cursor.fetchone()[0]
+
+
+def _search_burst(url: str, key: str) -> list:
     start = threading.Barrier(CONCURRENT)
 
     def search(_):
         start.wait()
-        return http_post(
-            f"{web_server.url}/api/v1/search", key, {"query": "owls", "mode": "keyword"}
-        )
+        return http_post(f"{url}/api/v1/search", key, {"query": "owls", "mode": "keyword"})
 
     with ThreadPoolExecutor(max_workers=CONCURRENT) as pool:
-        results = list(pool.map(search, range(CONCURRENT)))
+        return list(pool.map(search, range(CONCURRENT)))
+
+
+def test_50_concurrent_searches_over_http_admit_exactly_20(web_server, make_tenant, make_key):
+    # The web server is another process, on the database's clock (the pinned quota clock is
+    # this process's): a burst that straddles an hour boundary counts in two windows, so it is
+    # run again, for a fresh tenant, in the new hour. No sleeping to dodge the boundary.
+    for _ in range(2):
+        tenant = make_tenant("pool")
+        quota_set(tenant=tenant, search_per_hour=LIMIT)
+        key = make_key(tenant, scopes=["query"])
+        hour = _database_hour()
+        results = _search_burst(web_server.url, key)
+        if _database_hour() == hour:
+            break
 
     admitted = [(headers, body) for status, headers, body in results if status == 200]
     refused = [(headers, body) for status, headers, body in results if status == 429]

@@ -11,13 +11,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from django.apps import apps
 from django.db import connections
 
 from ... import placement
 from ...models import IsolationMode, Tenant, TenantStatus
+from ...planes import data_plane
 
-DATA_PLANE_APP = "rag"
 APPLICATION_NAME = "tenantry check_isolation"
 CONNECT_TIMEOUT_SECONDS = 10
 # libpq keywords worth passing on from Django's OPTIONS (the rest are Django's own settings).
@@ -66,7 +65,7 @@ def dataplane_tables() -> list[str]:
     """Every table of the data-plane app, M2M through tables included, from the app registry
     (so a table added by a future migration is audited without touching the audit)."""
     tables = set()
-    config = apps.get_app_config(DATA_PLANE_APP)
+    config = data_plane()
     for model in config.get_models(include_auto_created=True):
         if model._meta.proxy or not model._meta.managed:
             continue

@@ -10,28 +10,28 @@ from urllib.parse import urlsplit
 
 import psycopg
 from django.contrib import messages
-from django.contrib.admin.views.decorators import staff_member_required
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.db import DatabaseError
 from django.db.models import Q
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_http_methods, require_POST
 from redis.exceptions import RedisError
 
-from ...models import IsolationMode, Tenant, TenantStatus
-from ...services import provisioning
-from ...services.quotas import quota_get, quota_set
-from ...services.usage import usage_summary
-from ..forms import MODE_HELP, DeleteConfirmForm, QuotaForm, TenantCreateForm
-from .htmx import wants_fragment
+from tenants.models import IsolationMode, Tenant, TenantStatus
+from tenants.services import provisioning
+from tenants.services.quotas import quota_get, quota_set
+from tenants.services.usage import usage_summary
+
+from ..decorators import staff_only, staff_tenant
+from ..forms.tenants import MODE_HELP, DeleteConfirmForm, QuotaForm, TenantCreateForm
+from ..htmx import wants_fragment
+from ..meters import meter
 
 logger = logging.getLogger(__name__)
 
 TENANTS_PER_PAGE = 25
-
-staff_only = staff_member_required(login_url="console:login")
 
 
 # --- List and create -------------------------------------------------------------------------
@@ -82,16 +82,14 @@ def tenant_new(request):
 # --- One tenant ------------------------------------------------------------------------------
 
 
-@staff_only
-def tenant_detail(request, slug):
-    tenant = get_object_or_404(Tenant, slug=slug)
+@staff_tenant
+def tenant_detail(request, tenant):
     return _render_detail(request, tenant)
 
 
-@staff_only
+@staff_tenant
 @require_POST
-def tenant_quotas(request, slug):
-    tenant = get_object_or_404(Tenant, slug=slug)
+def tenant_quotas(request, tenant):
     form = QuotaForm(request.POST)
     if form.is_valid():
         try:
@@ -104,26 +102,25 @@ def tenant_quotas(request, slug):
     return _render_detail(request, tenant, quota_form=form)
 
 
-@staff_only
+@staff_tenant
 @require_POST
-def tenant_suspend(request, slug):
-    tenant = provisioning.tenant_suspend(tenant=get_object_or_404(Tenant, slug=slug))
+def tenant_suspend(request, tenant):
+    tenant = provisioning.tenant_suspend(tenant=tenant)
     messages.success(request, f"Suspended {tenant.slug}: its API calls are refused.")
     return redirect("console:tenant", slug=tenant.slug)
 
 
-@staff_only
+@staff_tenant
 @require_POST
-def tenant_resume(request, slug):
-    tenant = provisioning.tenant_resume(tenant=get_object_or_404(Tenant, slug=slug))
+def tenant_resume(request, tenant):
+    tenant = provisioning.tenant_resume(tenant=tenant)
     messages.success(request, f"Resumed {tenant.slug}: its API keys work again.")
     return redirect("console:tenant", slug=tenant.slug)
 
 
-@staff_only
+@staff_tenant
 @require_POST
-def tenant_delete(request, slug):
-    tenant = get_object_or_404(Tenant, slug=slug)
+def tenant_delete(request, tenant):
     form = DeleteConfirmForm(request.POST, slug=tenant.slug)
     if form.is_valid():
         try:
@@ -132,7 +129,7 @@ def tenant_delete(request, slug):
             logger.warning("Console: deleting %s failed", tenant, exc_info=True)
             form.add_error(None, f"Could not delete {tenant.slug}: {exc}")
         else:
-            messages.success(request, f"Deleted {slug} and all of its data.")
+            messages.success(request, f"Deleted {tenant.slug} and all of its data.")
             return redirect("console:tenants")
     return _render_detail(request, tenant, delete_form=form)
 
@@ -183,9 +180,9 @@ def _tenant_row(tenant: Tenant) -> dict:
     requests = usage["requests"]
     row["documents"] = usage["documents"]
     row["meters"] = [
-        _meter("Answers this hour", requests["answer"]["used"], requests["answer"]["limit"]),
-        _meter("Searches this hour", requests["search"]["used"], requests["search"]["limit"]),
-        _meter(
+        meter("Answers this hour", requests["answer"]["used"], requests["answer"]["limit"]),
+        meter("Searches this hour", requests["search"]["used"], requests["search"]["limit"]),
+        meter(
             "Storage",
             usage["storage_bytes"]["used"],
             usage["storage_bytes"]["limit"],
@@ -193,15 +190,3 @@ def _tenant_row(tenant: Tenant) -> dict:
         ),
     ]
     return row
-
-
-def _meter(label: str, used: int, limit: int, *, in_bytes: bool = False) -> dict:
-    percent = min(100, round(100 * used / limit)) if limit else 100
-    return {
-        "label": label,
-        "used": used,
-        "limit": limit,
-        "percent": percent,
-        "full": used >= limit,
-        "in_bytes": in_bytes,
-    }

@@ -5,8 +5,8 @@ from __future__ import annotations
 from django import forms
 from django.core.exceptions import ValidationError
 
-from ..models import ApiKeyScope, IsolationMode, TenantQuota
-from ..services.quotas import QUOTA_FIELDS
+from tenants.models import ApiKeyScope, IsolationMode, TenantQuota
+from tenants.services.quotas import QUOTA_FIELDS
 
 # What each isolation mode means, shown next to its radio button on the create form.
 MODE_HELP = {

@@ -1,10 +1,37 @@
-"""Data-plane console URLs, mounted in the `console` namespace by tenants/console/urls.py."""
+"""Console URLs (namespace `console`): the control plane's tenants and keys, and each
+tenant's data plane (documents, usage, queries, evaluation, the playground)."""
 
+from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from .views import documents, evaluation, playground, queries, usage
+from .views import documents, evaluation, keys, overview, playground, queries, tenants, usage
 
+app_name = "console"
 urlpatterns = [
+    path("", overview.home, name="home"),
+    path(
+        "login/",
+        auth_views.LoginView.as_view(
+            template_name="console/login.html", redirect_authenticated_user=True
+        ),
+        name="login",
+    ),
+    path("logout/", auth_views.LogoutView.as_view(next_page="console:login"), name="logout"),
+    path("tenants/", tenants.tenant_list, name="tenants"),
+    # Not under tenants/: any slug (even "new") must stay a tenant's page.
+    path("new-tenant/", tenants.tenant_new, name="tenant-new"),
+    path("tenants/<slug:slug>/", tenants.tenant_detail, name="tenant"),
+    path("tenants/<slug:slug>/quotas/", tenants.tenant_quotas, name="tenant-quotas"),
+    path("tenants/<slug:slug>/suspend/", tenants.tenant_suspend, name="tenant-suspend"),
+    path("tenants/<slug:slug>/resume/", tenants.tenant_resume, name="tenant-resume"),
+    path("tenants/<slug:slug>/delete/", tenants.tenant_delete, name="tenant-delete"),
+    path("tenants/<slug:slug>/keys/", keys.tenant_keys, name="tenant-keys"),
+    path(
+        "tenants/<slug:slug>/keys/<uuid:key_id>/revoke/",
+        keys.tenant_key_revoke,
+        name="tenant-key-revoke",
+    ),
+    # A tenant's data plane
     path("playground/", playground.playground, name="playground"),
     path("playground/<slug:slug>/ask/", playground.ask, name="playground-ask"),
     path("tenants/<slug:slug>/documents/", documents.documents, name="tenant-documents"),

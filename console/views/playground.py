@@ -8,24 +8,23 @@ requests take no hourly quota, but the session records usage and the query log (
 
 from __future__ import annotations
 
-from django.contrib.admin.views.decorators import staff_member_required
 from django.http import JsonResponse
-from django.shortcuts import get_object_or_404, render
+from django.shortcuts import render
 from django.views.decorators.http import require_POST, require_safe
 
+from rag.api.sse import answer_sse_response
+from rag.filters import FilterError
+from rag.generation.gate import GeneratorBusy
+from rag.services.answer import answer_prepare
 from tenants.api.problems import PROBLEM_CONTENT_TYPE, problem_body
-from tenants.models import Tenant
 from tenants.services.provisioning import TenantNotActive
 from tenants.services.quotas import QuotaExceeded
 
-from ...api.sse import EventStream, sse_event, sse_response
-from ...filters import FilterError
-from ...generation.gate import GeneratorBusy
-from ...services.answer import answer_prepare
-from ..forms import AskForm, PlaygroundForm
+from ..decorators import staff_only, staff_tenant
+from ..forms.dataplane import AskForm, PlaygroundForm
 
 
-@staff_member_required(login_url="console:login")
+@staff_only
 @require_safe
 def playground(request):
     form = PlaygroundForm(initial={"tenant": request.GET.get("tenant") or None})
@@ -34,10 +33,9 @@ def playground(request):
     return render(request, "console/rag/playground.html", context)
 
 
-@staff_member_required(login_url="console:login")
+@staff_tenant
 @require_POST
-def ask(request, slug):
-    tenant = get_object_or_404(Tenant, slug=slug)
+def ask(request, tenant):
     form = AskForm(request.POST)
     if not form.is_valid():
         errors = {name: [str(e) for e in errs] for name, errs in form.errors.items()}
@@ -64,16 +62,7 @@ def ask(request, slug):
         headers = {"Retry-After": str(exc.retry_after)}
         return _problem(503, "generator_busy", str(exc), headers=headers)
 
-    def events():
-        for delta in session.deltas():
-            yield sse_event({"text": delta}, event="delta")
-        yield sse_event(session.result(), event="done")
-
-    def on_error(exc: Exception) -> bytes:
-        body = problem_body(500, "generation_failed", "Generation failed; try again.")
-        return sse_event(body, event="error")
-
-    return sse_response(EventStream(events, close=session.close, on_error=on_error))
+    return answer_sse_response(session)
 
 
 def _problem(status: int, code: str, detail: str, headers=None, **extra) -> JsonResponse:

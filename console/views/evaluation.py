@@ -8,17 +8,14 @@ from pathlib import Path
 
 from django import forms
 from django.contrib import messages
-from django.contrib.admin.views.decorators import staff_member_required
 from django.http import Http404
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.template.defaultfilters import filesizeformat
 from django.views.decorators.http import require_POST, require_safe
 from django.views.decorators.vary import vary_on_headers
 
-from tenants.models import Tenant
-
-from ...selectors import evalrun_get, evalrun_list, evalset_get, evalset_list
-from ...services.evaluation import (
+from rag.selectors import evalrun_get, evalrun_list, evalset_get, evalset_list
+from rag.services.evaluation import (
     MAX_K,
     MAX_NAME,
     METRICS,
@@ -29,7 +26,10 @@ from ...services.evaluation import (
     evaluation_compare,
     format_delta,
 )
-from . import wants_fragment
+from tenants.models import Tenant
+
+from ..decorators import staff_tenant
+from ..htmx import wants_fragment
 
 MAX_FILE_BYTES = 5 * 1024 * 1024
 RUNS_SHOWN = 20
@@ -67,21 +67,19 @@ class EvalRunForm(forms.Form):
     k = forms.IntegerField(label="k", min_value=1, max_value=MAX_K, initial=10)
 
 
-@staff_member_required(login_url="console:login")
+@staff_tenant
 @require_safe
 @vary_on_headers("HX-Request")
-def evaluation(request, slug):
+def evaluation(request, tenant):
     """The page, or (htmx) just its panel: sets, import form and runs."""
-    tenant = get_object_or_404(Tenant, slug=slug)
     return _render(request, tenant, EvalImportForm())
 
 
-@staff_member_required(login_url="console:login")
+@staff_tenant
 @require_POST
-def evaluation_import(request, slug):
+def evaluation_import(request, tenant):
     """Import (or replace) a set through `evalset_import`, as the `evaluate` command does; a
     bad line is reported with its number and nothing is stored."""
-    tenant = get_object_or_404(Tenant, slug=slug)
     form = EvalImportForm(request.POST, request.FILES)
     if form.is_valid():
         upload = form.cleaned_data["file"]
@@ -104,11 +102,10 @@ def evaluation_import(request, slug):
     return _render(request, tenant, form, status=200 if request.htmx else 400)
 
 
-@staff_member_required(login_url="console:login")
+@staff_tenant
 @require_POST
-def evaluation_run(request, slug, set_id):
+def evaluation_run(request, tenant, set_id):
     """Queue a run of the set; a worker computes it (the row shows its progress)."""
-    tenant = get_object_or_404(Tenant, slug=slug)
     eval_set = evalset_get(tenant=tenant, set_id=set_id)
     if eval_set is None:
         raise Http404("No such evaluation set.")
@@ -123,11 +120,10 @@ def evaluation_run(request, slug, set_id):
     return redirect("console:tenant-evaluation", slug=tenant.slug)
 
 
-@staff_member_required(login_url="console:login")
+@staff_tenant
 @require_safe
-def evaluation_run_row(request, slug, run_id):
+def evaluation_run_row(request, tenant, run_id):
     """One run's row; it polls itself while the run is queued or running."""
-    tenant = get_object_or_404(Tenant, slug=slug)
     run = evalrun_get(tenant=tenant, run_id=run_id)
     if run is None:
         raise Http404("No such evaluation run.")

@@ -6,23 +6,23 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
-from django.contrib.admin.views.decorators import staff_member_required
 from django.db import connections
 from django.db.models import Count, F, Sum
 from django.shortcuts import render
 
 from rag.models import Chunk, Document, DocumentStatus
+from tenants.models import IsolationMode, Tenant, TenantStatus, UsageRecord
+from tenants.services.quotas import METERING_DB, WINDOW_START_SQL, clock_params
+from tenants.sweep import each_tenant
 
-from ...models import IsolationMode, Tenant, TenantStatus, UsageRecord
-from ...services.quotas import METERING_DB, WINDOW_START_SQL, clock_params
-from ...sweep import each_tenant
+from ..decorators import staff_only
 
 logger = logging.getLogger(__name__)
 
 FAILED_INGESTIONS_SHOWN = 10
 
 
-@staff_member_required(login_url="console:login")
+@staff_only
 def home(request):
     hourly = usage_hourly_totals(hours=24)
     chart = {

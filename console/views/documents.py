@@ -4,38 +4,36 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.contrib import messages
-from django.contrib.admin.views.decorators import staff_member_required
 from django.http import Http404, HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.template.defaultfilters import filesizeformat
 from django.views.decorators.http import require_POST, require_safe
 from django.views.decorators.vary import vary_on_headers
 
+from rag.selectors import document_get, document_list
+from rag.services.documents import DocumentRejected, document_delete, document_submit
 from tenants.models import Tenant
 
-from ...selectors import document_get, document_list
-from ...services.documents import DocumentRejected, document_delete, document_submit
-from ..forms import DocumentUploadForm
-from . import wants_fragment
+from ..decorators import staff_tenant
+from ..forms.dataplane import DocumentUploadForm
+from ..htmx import wants_fragment
 
 SHOWN = 100  # newest documents listed
 
 
-@staff_member_required(login_url="console:login")
+@staff_tenant
 @require_safe
 @vary_on_headers("HX-Request")
-def documents(request, slug):
+def documents(request, tenant):
     """The page, or (htmx) just its panel: upload form, outcomes and table."""
-    tenant = get_object_or_404(Tenant, slug=slug)
     return _render(request, tenant, DocumentUploadForm())
 
 
-@staff_member_required(login_url="console:login")
+@staff_tenant
 @require_POST
-def document_upload(request, slug):
+def document_upload(request, tenant):
     """Each file goes through `document_submit` (as the API and `ingest` do); one message per
     file: created, duplicate, replaced or rejected with its reason (nothing stored then)."""
-    tenant = get_object_or_404(Tenant, slug=slug)
     form = DocumentUploadForm(request.POST, request.FILES)
     if not form.is_valid():
         return _render(request, tenant, form, status=200 if request.htmx else 400)
@@ -46,21 +44,19 @@ def document_upload(request, slug):
     return redirect("console:tenant-documents", slug=tenant.slug)
 
 
-@staff_member_required(login_url="console:login")
+@staff_tenant
 @require_safe
-def document_row(request, slug, document_id):
+def document_row(request, tenant, document_id):
     """One table row; it polls itself while the document is queued or processing."""
-    tenant = get_object_or_404(Tenant, slug=slug)
     document = document_get(tenant=tenant, document_id=document_id)
     if document is None:
         raise Http404("No such document.")
     return render(request, "console/rag/_document_row.html", {"tenant": tenant, "d": document})
 
 
-@staff_member_required(login_url="console:login")
+@staff_tenant
 @require_POST
-def document_remove(request, slug, document_id):
-    tenant = get_object_or_404(Tenant, slug=slug)
+def document_remove(request, tenant, document_id):
     if not document_delete(tenant=tenant, document_id=document_id):
         raise Http404("No such document.")
     if request.htmx:

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-from django.contrib.admin.views.decorators import staff_member_required
 from django.http import Http404
-from django.shortcuts import get_object_or_404, render
+from django.shortcuts import render
 from django.views.decorators.http import require_safe
 from django.views.decorators.vary import vary_on_headers
 
-from tenants.models import Tenant
+from rag.models import QueryLog
+from rag.selectors import chunk_get, querylog_list
 
-from ...models import QueryLog
-from ...selectors import chunk_get, querylog_list
-from . import wants_fragment
+from ..decorators import staff_tenant
+from ..htmx import wants_fragment
 
 SHOWN = 100
 # (column, timing keys in order of preference): searches report `search_ms` for retrieval.
@@ -25,12 +24,11 @@ STAGES = (
 )
 
 
-@staff_member_required(login_url="console:login")
+@staff_tenant
 @require_safe
 @vary_on_headers("HX-Request")
-def queries(request, slug):
+def queries(request, tenant):
     """The tenant's newest queries; `?kind=search|answer` filters (htmx: the table only)."""
-    tenant = get_object_or_404(Tenant, slug=slug)
     kind = request.GET.get("kind", "")
     if kind not in dict(QueryLog.KINDS):
         kind = ""
@@ -53,12 +51,11 @@ def queries(request, slug):
     return render(request, template, context)
 
 
-@staff_member_required(login_url="console:login")
+@staff_tenant
 @require_safe
 @vary_on_headers("HX-Request")
-def chunk(request, slug, chunk_id):
+def chunk(request, tenant, chunk_id):
     """A chunk of the tenant (read in its context): another tenant's chunk id is a 404."""
-    tenant = get_object_or_404(Tenant, slug=slug)
     found = chunk_get(tenant=tenant, chunk_id=chunk_id)
     if found is None:
         raise Http404("No such chunk.")

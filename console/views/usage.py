@@ -4,23 +4,24 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
-from django.contrib.admin.views.decorators import staff_member_required
-from django.shortcuts import get_object_or_404, render
+from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.http import require_safe
 
-from tenants.models import Tenant, UsageKind
+from tenants.models import UsageKind
 from tenants.services.usage import usage_series, usage_summary
+
+from ..decorators import staff_tenant
+from ..meters import meter
 
 HOURS = 168
 KINDS = [kind.value for kind in UsageKind]
 TOKENS = ("prompt_tokens", "completion_tokens", "embedding_tokens")
 
 
-@staff_member_required(login_url="console:login")
+@staff_tenant
 @require_safe
-def usage(request, slug):
-    tenant = get_object_or_404(Tenant, slug=slug)
+def usage(request, tenant):
     summary = usage_summary(tenant=tenant)
     hours, chart = _hourly(usage_series(tenant=tenant, hours=HOURS))
     context = {
@@ -82,24 +83,10 @@ def _headroom(summary: dict) -> list[dict]:
     for kind, label in UsageKind.choices:
         hour = summary["requests"][kind]
         note = f"this hour; resets at {hour['reset']:%H:%M} UTC"
-        rows.append(_bar(label, hour["used"], hour["limit"], note))
-    rows.append(_bar("Documents", summary["documents"]["used"], summary["documents"]["limit"]))
+        rows.append(meter(label, hour["used"], hour["limit"], note=note))
+    rows.append(meter("Documents", summary["documents"]["used"], summary["documents"]["limit"]))
     storage = summary["storage_bytes"]
-    rows.append(_bar("Storage", storage["used"], storage["limit"], is_bytes=True))
+    rows.append(meter("Storage", storage["used"], storage["limit"], in_bytes=True))
     running = summary["concurrent_generations"]
-    rows.append(_bar("Generations running", running["running"], running["limit"]))
+    rows.append(meter("Generations running", running["running"], running["limit"]))
     return rows
-
-
-def _bar(label: str, used: int, limit: int, note: str = "", is_bytes: bool = False) -> dict:
-    percent = min(100, round(used * 100 / limit)) if limit else 100
-    return {
-        "label": label,
-        "used": used,
-        "limit": limit,
-        "remaining": max(0, limit - used),
-        "percent": percent,
-        "full": used >= limit,
-        "note": note,
-        "is_bytes": is_bytes,
-    }

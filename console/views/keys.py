@@ -8,29 +8,27 @@ does not show it again from the browser's cache.
 from __future__ import annotations
 
 from django.contrib import messages
-from django.contrib.admin.views.decorators import staff_member_required
 from django.http import Http404
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
-from ...models import ApiKey, Tenant
-from ...services.apikeys import apikey_create, apikey_list, apikey_revoke
-from ..forms import KeyCreateForm
-from .htmx import wants_fragment
+from tenants.models import ApiKey, Tenant
+from tenants.services.apikeys import apikey_create, apikey_list, apikey_revoke
 
-staff_only = staff_member_required(login_url="console:login")
+from ..decorators import staff_tenant
+from ..forms.tenants import KeyCreateForm
+from ..htmx import wants_fragment
 
 
 @never_cache
-@staff_only
+@staff_tenant
 @require_http_methods(["GET", "POST"])
-def tenant_keys(request, slug):
+def tenant_keys(request, tenant):
     """The keys page. POST creates a key and shows its plaintext in this response only; an
     htmx request gets the keys panel alone."""
-    tenant = get_object_or_404(Tenant, slug=slug)
     form = KeyCreateForm(request.POST if request.method == "POST" else None)
     created = None
     if form.is_bound and form.is_valid():
@@ -63,11 +61,10 @@ def tenant_keys(request, slug):
 
 
 @never_cache
-@staff_only
+@staff_tenant
 @require_POST
-def tenant_key_revoke(request, slug, key_id):
+def tenant_key_revoke(request, tenant, key_id):
     """Revoke one of this tenant's keys; another tenant's key is a 404, like a missing one."""
-    tenant = get_object_or_404(Tenant, slug=slug)
     try:
         key = apikey_revoke(prefix_or_id=str(key_id), tenant=tenant)
     except ApiKey.DoesNotExist:

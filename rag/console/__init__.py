@@ -1,1 +1,0 @@
-"""Console pages for a tenant's data plane: documents, usage, query log, playground."""

@@ -1,0 +1,41 @@
+"""Readiness of the data plane's two models, registered with /readyz by rag's AppConfig.
+
+"Loadable" means: already loaded in this process, or its files are where the settings say.
+Probes come every few seconds, so a check never loads a model (hundreds of MB, seconds of
+CPU); observability.health caches these results for READINESS_CACHE_SECONDS.
+"""
+
+from __future__ import annotations
+
+from observability.health import NotReady
+
+from . import embedding
+from .generation import model as generation
+from .tokenizer import EmbeddingModelMissing, embedding_model_path
+
+EMBEDDING_WEIGHTS = ("model.safetensors", "pytorch_model.bin")
+
+
+def check_embedding_model() -> str:
+    if embedding.is_loaded():
+        return "loaded"
+    try:
+        path = embedding_model_path()
+    except EmbeddingModelMissing as exc:
+        raise NotReady(str(exc)) from exc
+    if not any((path / name).is_file() for name in EMBEDDING_WEIGHTS):
+        raise NotReady(f"{path} has no model weights")
+    return "loadable"
+
+
+def check_generator() -> str:
+    if generation.is_loaded():
+        return "loaded"
+    try:
+        path = generation.gguf_path()
+    except generation.GenerationModelMissing as exc:
+        raise NotReady(str(exc)) from exc
+    with path.open("rb") as handle:
+        if handle.read(4) != b"GGUF":
+            raise NotReady(f"{path} is not a GGUF file")
+    return "loadable"
