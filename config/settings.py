@@ -73,6 +73,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     # First: it times the whole request (and opens its trace span when tracing is on).
     "observability.middleware.MetricsMiddleware",
+    # A database, Redis or broker outage is a 503 with Retry-After, never a 500.
+    "tenants.api.unavailable.UnavailableMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -111,8 +113,16 @@ _app_db = dj_database_url.parse(APP_DATABASE_URL)
 _owner_db = dj_database_url.parse(OWNER_DATABASE_URL)
 
 _conn_max_age = int(os.environ.get("DB_CONN_MAX_AGE", "60"))
+# A server that does not answer must not hold a request: connecting gives up after
+# DB_CONNECT_TIMEOUT_SECONDS (libpq's connect_timeout), and a statement of the app role after
+# DB_STATEMENT_TIMEOUT_SECONDS (set on each new app connection by tenants.roles; 0: none).
+# Either answers 503 with Retry-After (tenants/api/unavailable.py). Migrations and provisioning
+# (the owner role) have no statement timeout: an index build may take longer.
+DB_CONNECT_TIMEOUT_SECONDS = int(os.environ.get("DB_CONNECT_TIMEOUT_SECONDS", "5"))
+DB_STATEMENT_TIMEOUT_SECONDS = int(os.environ.get("DB_STATEMENT_TIMEOUT_SECONDS", "30"))
 for _db in (_app_db, _owner_db):
     _db.update(CONN_MAX_AGE=_conn_max_age, CONN_HEALTH_CHECKS=True)
+    _db.setdefault("OPTIONS", {})["connect_timeout"] = DB_CONNECT_TIMEOUT_SECONDS
 DATABASES = {"default": _app_db, "owner": _owner_db}
 # Connections to a silo tenant's own database are closed at the end of the request or task
 # that opened them (0), not kept like `default`: every web thread and worker process would
@@ -164,7 +174,23 @@ CELERY_WORKER_CONCURRENCY = int(os.environ.get("CELERY_CONCURRENCY") or min(_cor
 WORKER_EMBEDDING_THREADS = int(
     os.environ.get("WORKER_EMBEDDING_THREADS") or max(1, _cores // CELERY_WORKER_CONCURRENCY)
 )
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+# Redis that does not answer must not hold a request: a publish gives up within about two
+# seconds (rag.handoff then leaves the document queued for the sweep to resend), and the
+# sockets time out instead of blocking. Workers reconnect by themselves, forever.
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": 3600,
+    "socket_connect_timeout": 2,
+    "socket_timeout": 5,
+    "retry_on_timeout": True,
+}
+CELERY_TASK_PUBLISH_RETRY_POLICY = {
+    "max_retries": 2,
+    "interval_start": 0,
+    "interval_step": 0.5,
+    "interval_max": 1,
+}
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
 # Celery's Django fixup closes every database connection before and after each task unless this
 # is set (celery/celery#4116): two new connections, role checks and type lookups per task, about
 # a tenth of a small document's ingestion. With it, config.celery_app ages connections out as

@@ -1,18 +1,23 @@
 """The app role must not be able to bypass row-level security; refuse to run if it can.
 
 Checked on every new app-role connection (web, workers, commands), so a misconfigured
-DATABASE_URL pointing at a superuser or a BYPASSRLS role fails loudly instead of leaking.
+DATABASE_URL pointing at a superuser or a BYPASSRLS role fails loudly instead of leaking. The
+same first statement sets the connection's statement timeout.
 """
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connections
 from django.db.backends.signals import connection_created
 from django.dispatch import receiver
 
-UNSAFE_ROLE_SQL = (
-    "SELECT rolsuper OR rolbypassrls, rolname FROM pg_roles WHERE rolname = current_user"
+# One round trip per new connection: the role check, and the statement timeout set for the
+# session (a setting, not the `options` startup parameter, which PgBouncer refuses).
+NEW_CONNECTION_SQL = (
+    "SELECT rolsuper OR rolbypassrls, rolname, set_config('statement_timeout', %s, false) "
+    "FROM pg_roles WHERE rolname = current_user"
 )
 
 
@@ -21,9 +26,11 @@ class UnsafeDatabaseRole(ImproperlyConfigured):
 
 
 def check_role(connection) -> None:
+    """Refuse an unsafe role; and bound the session's statements (DB_STATEMENT_TIMEOUT_SECONDS)."""
+    timeout_ms = str(int(settings.DB_STATEMENT_TIMEOUT_SECONDS) * 1000)
     with connection.cursor() as cursor:
-        cursor.execute(UNSAFE_ROLE_SQL)
-        unsafe, role = cursor.fetchone()
+        cursor.execute(NEW_CONNECTION_SQL, [timeout_ms])
+        unsafe, role, _ = cursor.fetchone()
     if unsafe:
         raise UnsafeDatabaseRole(
             f"The app database role {role!r} is a superuser or has BYPASSRLS: row-level "

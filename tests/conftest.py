@@ -24,7 +24,7 @@ DB_FIXTURES = {
     "make_key",
     "second_server",
 }
-WORKER_FIXTURES = {"worker", "web_server"}
+WORKER_FIXTURES = {"worker", "web_server", "stack"}
 TIERS = ("unit", "db", "worker", "browser")
 BROWSER_TESTS = Path(__file__).resolve().parent / "browser"
 

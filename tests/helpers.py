@@ -83,8 +83,8 @@ def service_env(**extra: str) -> dict[str, str]:
         DATABASE_URL=settings.APP_DATABASE_URL,
         OWNER_DATABASE_URL=settings.OWNER_DATABASE_URL,
         REDIS_URL=settings.REDIS_URL,
-        **extra,
     )
+    env.update(extra)  # may name other servers (tests/faults/stack.py)
     return env
 
 

@@ -23,8 +23,9 @@ def free_port() -> int:
 
 
 class WebServer:
-    def __init__(self, log_dir: Path, threads: int = 16):
+    def __init__(self, log_dir: Path, threads: int = 16, env: dict[str, str] | None = None):
         self.log_path = log_dir / "gunicorn.log"
+        self.env = env  # another stack's servers (fault tests); None: this session's
         self.port = free_port()
         self.threads = threads
         self.proc: subprocess.Popen | None = None
@@ -38,7 +39,7 @@ class WebServer:
         subprocess.run(
             [sys.executable, str(ROOT / "manage.py"), "collectstatic", "--no-input", "-v0"],
             cwd=ROOT,
-            env=service_env(),
+            env=self.env or service_env(),
             check=True,
         )
         log = open(self.log_path, "w")  # noqa: SIM115 - lives with the process
@@ -56,7 +57,7 @@ class WebServer:
                 "config.wsgi:application",
             ],
             cwd=ROOT,
-            env=service_env(),
+            env=self.env or service_env(),
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,

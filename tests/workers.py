@@ -29,6 +29,7 @@ class Worker:
         *,
         beat: bool = True,
         concurrency: int | None = 1,
+        env: dict[str, str] | None = None,
     ):
         self.log_dir = log_dir
         self.settings = WORKER_SETTINGS if settings is None else settings
@@ -37,6 +38,7 @@ class Worker:
         self.concurrency = concurrency
         self.proc: subprocess.Popen | None = None
         self.starts = 0
+        self.env = env  # another stack's servers (fault tests); None: this session's
 
     def start(self) -> None:
         self.starts += 1
@@ -62,10 +64,11 @@ class Worker:
                 str(self.log_dir / "beat-schedule"),
             ],
             cwd=ROOT,
-            env=service_env(
+            env={
+                **(self.env or service_env()),
                 **self.settings,
                 **({"CELERY_CONCURRENCY": str(self.concurrency)} if self.concurrency else {}),
-            ),
+            },
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,

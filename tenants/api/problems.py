@@ -9,8 +9,12 @@ from rest_framework import exceptions
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
+from .unavailable import classify
+
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 PROBLEM_BASE = "https://tenantry.dev/problems/"
+# Paths whose errors are problem+json for programs, not pages for people.
+API_PATH_PREFIXES = ("/api/", "/v1/")
 
 
 class Problem(exceptions.APIException):
@@ -51,6 +55,14 @@ def problem_body(status_code: int, code: str, detail: str, **extra) -> dict:
 
 
 def problem_exception_handler(exc, context):
+    outage = classify(exc)
+    if outage is not None:
+        return Response(
+            problem_body(503, outage.code, outage.detail),
+            status=503,
+            headers=outage.headers,
+            content_type=PROBLEM_CONTENT_TYPE,
+        )
     response = exception_handler(exc, context)
     if response is None:
         return None  # a real bug: let Django's 500 handler answer (also problem+json under /api)

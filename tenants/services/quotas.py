@@ -237,10 +237,13 @@ def redis_client() -> redis.Redis:
         with _redis_lock:
             if _redis is None:
                 url = settings.REDIS_URL
+                # Redis down is a prompt 503 (generation slots fail closed), never a hang.
+                timeouts = {"socket_timeout": 2, "socket_connect_timeout": 2}
                 if url.startswith("redis+socket://"):
-                    _redis = redis.Redis(unix_socket_path=url.removeprefix("redis+socket://"))
+                    path = url.removeprefix("redis+socket://")
+                    _redis = redis.Redis(unix_socket_path=path, **timeouts)
                 else:
-                    _redis = redis.Redis.from_url(url)
+                    _redis = redis.Redis.from_url(url, **timeouts)
     return _redis
 
 
