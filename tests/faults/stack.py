@@ -196,10 +196,11 @@ class Stack:
         return wait_until(ready, timeout=timeout, interval=0.5, message=f"{document_id} not ready")
 
 
-def long_text(paragraphs: int) -> str:
-    """A document whose ingestion takes several embedding batches (seconds, not minutes)."""
+def long_text(paragraphs: int, tag: str) -> str:
+    """A document whose ingestion takes several embedding batches (seconds, not minutes);
+    `tag` keeps documents of different tests apart (an identical upload is deduplicated)."""
     return "\n\n".join(
-        f"Section {i}: the lighthouse log notes tide {i * 7919 % 10007} and "
+        f"Section {i} of {tag}: the lighthouse log notes tide {i * 7919 % 10007} and "
         + " ".join(f"mark{(i * j) % 991}" for j in range(50))
         for i in range(paragraphs)
     )

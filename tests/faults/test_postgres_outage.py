@@ -26,11 +26,11 @@ def _outage_calls(stack) -> list[tuple[str, tuple]]:
 
 
 def test_postgres_stopped_mid_flight_then_back(stack):
-    status, _, small, _ = stack.call("POST", "/api/v1/documents", {"text": long_text(3)})
+    status, _, small, _ = stack.call("POST", "/api/v1/documents", {"text": long_text(3, "pg-1")})
     assert status == 202, small
     stack.wait_ready(small["id"])
 
-    status, _, big, _ = stack.call("POST", "/api/v1/documents", {"text": long_text(300)})
+    status, _, big, _ = stack.call("POST", "/api/v1/documents", {"text": long_text(300, "pg-2")})
     assert status == 202, big
     wait_until(
         lambda: stack.document(big["id"])["status"] == "processing",
@@ -68,6 +68,6 @@ def test_postgres_stopped_mid_flight_then_back(stack):
     assert len(doc["ordinals"]) == doc["chunks_total"] == len(set(doc["ordinals"])) > 0
     assert sorted(doc["ordinals"]) == list(range(doc["chunks_total"]))
 
-    status, _, after, _ = stack.call("POST", "/api/v1/documents", {"text": long_text(2)})
+    status, _, after, _ = stack.call("POST", "/api/v1/documents", {"text": long_text(2, "pg-3")})
     assert status == 202
     stack.wait_ready(after["id"], timeout=60)  # the worker consumes and writes again
