@@ -28,6 +28,7 @@ def load_chunks(tenant, texts: list[str], vectors: np.ndarray, *, first_ordinal:
             document = Document.objects.create(
                 title=f"bulk {first_ordinal + start}",
                 content_hash=text_sha256(key),
+                metadata={"batch": first_ordinal + start},
                 status="ready",
                 chunks_total=len(part),
                 chunks_embedded=len(part),
@@ -37,7 +38,6 @@ def load_chunks(tenant, texts: list[str], vectors: np.ndarray, *, first_ordinal:
                 document_id=document.id,
                 chunks=drafts,
                 vectors=vectors[start : start + BATCH],
-                metadata={"batch": first_ordinal + start},
             )
 
 

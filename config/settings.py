@@ -83,6 +83,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "console.csp.ContentSecurityPolicyMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
 ]
 
@@ -152,9 +153,9 @@ QUOTA_DEFAULTS = {
     "max_storage_bytes": int(os.environ.get("QUOTA_MAX_STORAGE_BYTES", str(1024**3))),
     "max_concurrent_generations": int(os.environ.get("QUOTA_MAX_CONCURRENT_GENERATIONS", "2")),
 }
-# A generation's lease on a concurrency slot expires after this long, so a crashed process
-# frees its slot; generations must finish well within it.
-GENERATION_LEASE_SECONDS = int(os.environ.get("GENERATION_LEASE_SECONDS", "600"))
+# A generation's lease on a concurrency slot: renewed every third of it while the generation
+# runs, so a process killed mid-generation frees its slot within this long (at least 1 s).
+GENERATION_LEASE_SECONDS = int(os.environ.get("GENERATION_LEASE_SECONDS", "15"))
 
 # --- Redis and Celery ------------------------------------------------------------------------
 REDIS_URL = env_required("REDIS_URL")
@@ -225,6 +226,9 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["tenants.api.authentication.ApiKeyAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["tenants.api.permissions.HasTenant"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    # JSON only, bounded (API_JSON_MAX_BYTES) and strict (tenants/api/parsers.py); the
+    # document upload declares its own parsers (multipart, and JSON with the text).
+    "DEFAULT_PARSER_CLASSES": ["tenants.api.parsers.StrictJSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "tenants.api.problems.problem_exception_handler",
     "UNAUTHENTICATED_USER": None,
@@ -258,7 +262,11 @@ EMBEDDING_MALLOC_KEEP_MB = int(os.environ.get("EMBEDDING_MALLOC_KEEP_MB", "512")
 CHUNK_MAX_TOKENS = int(os.environ.get("CHUNK_MAX_TOKENS", "200"))
 CHUNK_OVERLAP_TOKENS = int(os.environ.get("CHUNK_OVERLAP_TOKENS", "32"))
 RAG_MAX_UPLOAD_BYTES = int(os.environ.get("RAG_MAX_UPLOAD_BYTES", str(20 * 1024 * 1024)))
+# Metadata of one document, as JSON (413 `metadata_too_large` above); counted in its storage.
+RAG_MAX_METADATA_BYTES = int(os.environ.get("RAG_MAX_METADATA_BYTES", str(16 * 1024)))
 DATA_UPLOAD_MAX_MEMORY_SIZE = RAG_MAX_UPLOAD_BYTES + 1024 * 1024  # JSON bodies with text
+# Every other API body (search, answer, keys, OpenAI endpoints): 413 `body_too_large` above.
+API_JSON_MAX_BYTES = int(os.environ.get("API_JSON_MAX_BYTES", str(1024 * 1024)))
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 PDF_PARSE_TIMEOUT_SECONDS = int(os.environ.get("PDF_PARSE_TIMEOUT_SECONDS", "30"))
 PDF_PARSE_MEMORY_MB = int(os.environ.get("PDF_PARSE_MEMORY_MB", "512"))

@@ -23,13 +23,15 @@ class RagConfig(AppConfig):
         register_check("generator", health.check_generator, cached=True)
 
     def stored(self):
-        from django.db.models import Count, Sum
+        from django.db.models import Count, F, Sum
         from django.db.models.functions import Coalesce
 
         from tenants.planes import Stored
 
+        # A document's metadata is stored bytes too (Document.metadata_bytes says how many).
         totals = self.get_model("Document").objects.aggregate(
-            documents=Count("pk"), stored=Coalesce(Sum("size_bytes"), 0)
+            documents=Count("pk"),
+            stored=Coalesce(Sum(F("size_bytes") + F("metadata_bytes")), 0),
         )
         return Stored(documents=totals["documents"], bytes=totals["stored"])
 

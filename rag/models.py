@@ -49,11 +49,24 @@ class CorpusVersion(TenantOwnedModel):
         return f"corpus version {self.version}"
 
 
+class MetadataBytes(models.Func):
+    """The bytes a jsonb value takes as PostgreSQL prints it (what `metadata::text` returns);
+    an empty object counts 0, so a document without metadata costs only its own bytes."""
+
+    template = (
+        "CASE WHEN %(expressions)s = '{}'::jsonb THEN 0 "
+        "ELSE octet_length((%(expressions)s)::text) END"
+    )
+    output_field = models.BigIntegerField()
+
+
 class Document(TenantOwnedModel):
     """A tenant's uploaded document. Its text is split into Chunks by the ingestion pipeline.
 
     `content_hash` deduplicates uploads per tenant; `external_id` lets a client replace a
-    document it manages by its own identifier.
+    document it manages by its own identifier. `metadata` lives here only (search filters on
+    it and returns it with each hit); `metadata_bytes` is computed by PostgreSQL from it, so
+    every path that writes metadata is charged for it against the storage quota.
     """
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
@@ -63,6 +76,11 @@ class Document(TenantOwnedModel):
     mime_type = models.CharField(max_length=100, blank=True, default="")
     size_bytes = models.BigIntegerField(default=0)
     metadata = models.JSONField(default=dict, blank=True)
+    metadata_bytes = models.GeneratedField(
+        expression=MetadataBytes("metadata"),
+        output_field=models.BigIntegerField(),
+        db_persist=True,
+    )
     status = models.CharField(
         max_length=12, choices=DocumentStatus.choices, default=DocumentStatus.QUEUED
     )
@@ -117,6 +135,8 @@ class Chunk(TenantOwnedModel):
     """A passage of a document with its embedding and full-text vector.
 
     Its id is random (RANDOM_CHUNK_ID_SQL says why), not the sequence of an identity column.
+    It carries no metadata: that is the document's (a copy per chunk multiplied a document's
+    metadata by its chunk count on disk and in every search response).
     """
 
     id = models.BigIntegerField(primary_key=True, db_default=RandomChunkId(), editable=False)
@@ -125,7 +145,6 @@ class Chunk(TenantOwnedModel):
     heading_path = models.TextField(blank=True, default="")
     text = models.TextField()
     token_count = models.IntegerField(default=0)
-    metadata = models.JSONField(default=dict, blank=True)
     embedding = VectorField(dimensions=EMBEDDING_DIMENSIONS)
     search_vector = models.GeneratedField(
         expression=SearchVector("heading_path", "text", config="english"),

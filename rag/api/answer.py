@@ -17,7 +17,7 @@ from ..filters import FilterError
 from ..generation.gate import GeneratorBusy
 from ..services.answer import AnswerSession, answer_prepare
 from ..services.search import UnknownDocuments
-from .serializers import JSONObjectField
+from .serializers import JSONObjectField, document_ids_field
 from .sse import answer_sse_response
 
 
@@ -25,9 +25,7 @@ class AnswerRequestSerializer(serializers.Serializer):
     question = serializers.CharField(max_length=2000)
     k = serializers.IntegerField(min_value=1, max_value=20, default=5)
     filter = JSONObjectField(required=False, default=None, allow_null=True)
-    document_ids = serializers.ListField(
-        child=serializers.UUIDField(), required=False, max_length=1000
-    )
+    document_ids = document_ids_field()
     max_tokens = serializers.IntegerField(min_value=1, required=False)
     temperature = serializers.FloatField(min_value=0.0, max_value=2.0, required=False)
     stream = serializers.BooleanField(default=False)
@@ -96,7 +94,9 @@ class AnswerView(TenantAPIView):
             200: OpenApiResponse(
                 AnswerResponseSerializer,
                 description="JSON, or with `stream: true` `text/event-stream`: `delta` events "
-                '(`{"text"}`), then one `done` event carrying the body below.',
+                '(`{"text"}`), then one `done` event carrying the body below. `answer`, the '
+                "`delta` texts and the citations' titles and snippets are plain text, not HTML "
+                "(the model can emit markup): clients must escape them before display.",
             )
         },
     )

@@ -8,11 +8,13 @@ from django.conf import settings
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.pagination import LimitOffsetPagination
-from rest_framework.parsers import JSONParser, MultiPartParser
+from rest_framework.parsers import BaseParser, MultiPartParser
+from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 
 from observability.timing import SEARCH_STAGES, server_timing
 from tenants.api.base import TenantAPIView
+from tenants.api.parsers import InvalidJSON, strict_loads
 from tenants.api.problems import Problem
 from tenants.api.quota import admit, with_headers
 from tenants.models import ApiKeyScope, UsageKind
@@ -48,13 +50,32 @@ class DocumentPagination(LimitOffsetPagination):
         return self.get_paginated_response(data)
 
 
+# Room for multipart framing and the other fields around a document of the largest size.
+FRAMING_BYTES = 64 * 1024
+
+
+def _require_length(request) -> None:
+    """411 for a body without a Content-Length (chunked transfer encoding).
+
+    Django reads such a body as empty (its stream is limited to the declared length, 0), so a
+    chunked upload would be refused for a missing file, or stored as nothing; and the size
+    limit is judged from the header before the body is read. The body is never read.
+    """
+    if not request.META.get("CONTENT_LENGTH") and request.META.get("HTTP_TRANSFER_ENCODING"):
+        raise Problem(
+            411,
+            "length_required",
+            "Uploads need a Content-Length header; chunked transfer encoding is not accepted.",
+        )
+
+
 def _reject_oversized(request) -> None:
     """413 from the Content-Length header, before a byte of the body is read."""
     try:
         length = int(request.META.get("CONTENT_LENGTH") or 0)
     except ValueError:
         length = 0
-    if length > settings.RAG_MAX_UPLOAD_BYTES + 64 * 1024:  # room for multipart framing
+    if length > settings.RAG_MAX_UPLOAD_BYTES + FRAMING_BYTES:
         raise Problem(
             413,
             "payload_too_large",
@@ -62,12 +83,36 @@ def _reject_oversized(request) -> None:
         )
 
 
+class DocumentJSONParser(BaseParser):
+    """`{"text": ..., "metadata": ...}` uploads, read under the API's JSON rules (strict_loads:
+    no NaN or infinities, no `\\u0000`, bounded nesting: 400 `invalid_json`) like every other
+    API body, but sized for a document: up to DATA_UPLOAD_MAX_MEMORY_SIZE (413 `body_too_large`
+    past it, as Django answers), not API_JSON_MAX_BYTES.
+    """
+
+    media_type = "application/json"
+    renderer_class = JSONRenderer
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE  # None: no limit, as for Django
+        body = stream.read() if limit is None else stream.read(limit + 1)
+        if limit is not None and len(body) > limit:
+            raise Problem(413, "body_too_large", f"Bodies are limited to {limit} bytes.")
+        try:
+            return strict_loads(body.decode("utf-8"))
+        except UnicodeDecodeError as exc:
+            raise Problem(400, "invalid_json", f"The body is not UTF-8: {exc}.") from None
+        except InvalidJSON as exc:
+            raise Problem(400, "invalid_json", str(exc)) from None
+
+
 class DocumentListView(TenantAPIView):
     scopes = {"GET": ApiKeyScope.QUERY, "POST": ApiKeyScope.INGEST}
-    parser_classes = [JSONParser, MultiPartParser]
+    parser_classes = [DocumentJSONParser, MultiPartParser]
 
     def initial(self, request, *args, **kwargs):
         if request.method == "POST":
+            _require_length(request)
             _reject_oversized(request)
         super().initial(request, *args, **kwargs)
 

@@ -1,21 +1,32 @@
-"""HTML to blocks with BeautifulSoup on the standard library's html.parser.
+"""HTML to blocks, read as a stream of tags by the standard library's html.parser.
 
-Why html.parser: no C extension to build, tolerant of broken markup, and fast enough for
-documents; BeautifulSoup gives a tree we walk without recursion, so deeply nested markup
-cannot exhaust the stack.
+Why a stream and not a tree (BeautifulSoup, which this replaces): the blocks need only the
+open elements on the way down, and a tree of a hostile page is large: 1 MB of nested `<div>`
+made 160 MB of objects and 5 s of work, and an upload may be 20 times that. Here memory is the
+text and a list of open tag names, and each tag costs a few dictionary operations whatever the
+nesting (5 MB of nested `<div>`: 8 s, 100 MB), so deep markup exhausts neither stack nor heap.
+
+Why the text is made to close what it opens (`_closed_constructs`): html.parser before CPython
+3.12.11 / 3.13.5 rescans the rest of the text from every `<!--`, `<?`, `</` or `<a` that is
+never closed (CVE-2025-6069): `<!--` repeated over 256 KB took 55 s. HTML5 ends such a
+construct at the end of the file, which is what a `-->` or `>` added at the end does: the
+first unclosed construct then runs to it in one scan, and what it swallows was never text.
+Marked sections (`<![...`) are read as the bogus comments HTML5 makes of them: html.parser
+raises on most of them (`<![x` is an AssertionError).
 """
 
 from __future__ import annotations
 
-from bs4 import BeautifulSoup, NavigableString, Tag
+import re
+from html.parser import HTMLParser
 
 from .structure import Block, collapse_whitespace, heading, paragraph, preformatted
 
 # Content that is not the document's text: code, styling, navigation, metadata, widgets.
-_DROPPED = (
+_DROPPED = frozenset({
     "script", "style", "nav", "head", "noscript", "template", "svg", "math", "iframe",
     "object", "embed", "canvas", "select", "button",
-)  # fmt: skip
+})  # fmt: skip
 _HEADINGS = {"h1": 1, "h2": 2, "h3": 3, "h4": 4, "h5": 5, "h6": 6}
 _BLOCKS = frozenset({
     "address", "article", "aside", "blockquote", "body", "caption", "center", "dd",
@@ -23,59 +34,144 @@ _BLOCKS = frozenset({
     "form", "header", "hgroup", "hr", "html", "legend", "li", "main", "menu", "ol", "p",
     "section", "summary", "table", "tbody", "tfoot", "thead", "tr", "ul",
 })  # fmt: skip
+# Elements that never have content or an end tag: never pushed as open.
+_VOID = frozenset({
+    "area", "base", "basefont", "bgsound", "br", "col", "command", "embed", "frame", "hr",
+    "image", "img", "input", "isindex", "keygen", "link", "menuitem", "meta", "nextid",
+    "param", "source", "spacer", "track", "wbr",
+})  # fmt: skip
+# `<` opening a tag, an end tag, a declaration or a processing instruction.
+_MARKUP_START = re.compile(r"<[A-Za-z/?!]")
 
 
 def html_blocks(text: str) -> tuple[list[Block], str]:
-    """Return (blocks, title); the title is <title>, else the first <h1>."""
-    soup = BeautifulSoup(text, "html.parser")
-    title = collapse_whitespace(soup.title.get_text(" ")) if soup.title else ""
-    for tag in soup.find_all(_DROPPED):
-        tag.extract()
-    blocks = _walk(soup)
+    """Return (blocks, title); the title is the first <title>, else the first <h1>."""
+    reader = _BlockReader()
+    reader.feed(_closed_constructs(text))
+    reader.close()
+    title = collapse_whitespace(reader.title or "")
     if not title:
-        title = next((b.text for b in blocks if b.kind == "heading" and b.level == 1), "")
-    return blocks, title
+        title = next((b.text for b in reader.blocks if b.kind == "heading" and b.level == 1), "")
+    return reader.blocks, title
 
 
-def _walk(root: Tag) -> list[Block]:
-    blocks: list[Block] = []
-    inline: list[str] = []
+def _closed_constructs(text: str) -> str:
+    """`text` with its marked sections made bogus comments and, if a comment or tag is left
+    open, the `-->` or `>` that closes it appended (see the module docstring).
 
-    def flush() -> None:
-        block = paragraph("".join(inline))
+    A comment at i is closed if a `-->` starts at i + 4 or later; any other construct if a `>`
+    follows it. Both are decided from the last `-->` and the last `>`, each found once.
+    """
+    text = text.replace("<![", "<! [")
+    if text.find("<!--", max(0, text.rfind("-->") - 3)) != -1:
+        return text + "-->"
+    if _MARKUP_START.search(text, text.rfind(">") + 1):
+        return text + ">"
+    return text
+
+
+class _BlockReader(HTMLParser):
+    """Blocks from parser events: a block element flushes the inline text around it on entry
+    and exit; a heading or <pre> collects all the text inside it into one block; the text of
+    dropped elements is skipped.
+
+    Misnested end tags close back to the element they name, as a tree builder would; an end
+    tag naming no open element is ignored (found by a count, not a search of the stack).
+    """
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.blocks: list[Block] = []
+        self.title: str | None = None
+        self._inline: list[str] = []
+        self._open: list[str] = []
+        self._open_count: dict[str, int] = {}
+        self._dropped = 0  # open dropped elements
+        # The heading (level 1-6) or <pre> (level 0) being read: (level, depth in _open, text).
+        self._capture: tuple[int, int, list[str]] | None = None
+        # The first <title>: (depth in _open, dropped elements open outside it, its text).
+        self._title: tuple[int, int, list[str]] | None = None
+
+    # --- parser events ---------------------------------------------------------------------
+
+    def handle_starttag(self, tag: str, attrs) -> None:
+        if tag in _VOID:
+            if self._dropped or self._capture is not None:
+                return
+            if tag == "br":
+                self._inline.append("\n")
+            elif tag in _BLOCKS:  # <hr>
+                self._flush()
+            return
+        self._open.append(tag)
+        self._open_count[tag] = self._open_count.get(tag, 0) + 1
+        depth = len(self._open)
+        if tag == "title" and self.title is None and self._title is None:
+            self._title = (depth, self._dropped, [])
+        if tag in _DROPPED:
+            self._dropped += 1
+        if self._dropped or self._capture is not None:
+            return
+        if tag in _HEADINGS or tag == "pre":
+            self._flush()
+            self._capture = (_HEADINGS.get(tag, 0), depth, [])
+        elif tag in _BLOCKS:
+            self._flush()
+        elif tag in ("td", "th"):
+            self._inline.append(" ")
+
+    def handle_endtag(self, tag: str) -> None:
+        if not self._open_count.get(tag):
+            return
+        while self._open:
+            name = self._close_innermost()
+            if name == tag:
+                return
+
+    def handle_data(self, data: str) -> None:
+        if self._title is not None and self._dropped == self._title[1]:
+            self._title[2].append(data)
+        if self._dropped:
+            return
+        if self._capture is not None:
+            self._capture[2].append(data)
+        else:
+            self._inline.append(data)
+
+    def close(self) -> None:
+        super().close()
+        while self._open:
+            self._close_innermost()
+        self._flush()
+
+    # --- structure ---------------------------------------------------------------------------
+
+    def _close_innermost(self) -> str:
+        depth = len(self._open)
+        name = self._open.pop()
+        self._open_count[name] -= 1
+        if self._title is not None and self._title[0] == depth:
+            self.title = " ".join(self._title[2])
+            self._title = None
+        if name in _DROPPED:
+            self._dropped -= 1
+            return name
+        if self._dropped:
+            return name
+        if self._capture is not None:
+            level, start, parts = self._capture
+            if start == depth:
+                self._capture = None
+                block = heading(" ".join(parts), level) if level else preformatted("".join(parts))
+                if block is not None:
+                    self.blocks.append(block)
+            return name
+        if name in _BLOCKS:
+            self._flush()
+        return name
+
+    def _flush(self) -> None:
+        block = paragraph("".join(self._inline))
         if block is not None:
-            blocks.append(block)
-        inline.clear()
-
-    # (node, leaving): a block element flushes the inline text around it on entry and exit.
-    stack: list[tuple[object, bool]] = [(root, False)]
-    while stack:
-        node, leaving = stack.pop()
-        if leaving:
-            flush()
-        elif isinstance(node, NavigableString):
-            if type(node) is NavigableString:  # not Comment, Doctype, CData, ...
-                inline.append(str(node))
-        elif isinstance(node, Tag):
-            name = node.name.lower() if node.name else ""
-            if name in _HEADINGS:
-                flush()
-                block = heading(node.get_text(" "), _HEADINGS[name])
-                if block is not None:
-                    blocks.append(block)
-            elif name == "pre":
-                flush()
-                block = preformatted(node.get_text())
-                if block is not None:
-                    blocks.append(block)
-            elif name == "br":
-                inline.append("\n")
-            else:
-                if name in _BLOCKS or node is root:
-                    flush()
-                    stack.append((node, True))
-                elif name in ("td", "th"):
-                    inline.append(" ")
-                stack.extend((child, False) for child in reversed(node.contents))
-    flush()
-    return blocks
+            self.blocks.append(block)
+        self._inline.clear()

@@ -3,6 +3,22 @@
 Why not a Markdown library: we need blocks, not HTML, and only the structure that matters for
 chunking: ATX and setext headings, fenced code, list items, paragraphs. Inline syntax is
 reduced to its text (links keep their label, images their alt text).
+
+Every pattern here runs in time linear in its input, because an upload is hostile until
+parsed: `**a ` repeated over 40 KB once took 6.8 s through a lazy `(.+?)` that rescanned the
+rest of the line from every `**`. The rules that keep it linear:
+
+- a repeated class excludes what opens the construct (no bracket inside a link label, no `**`
+  inside `**...**`, no `<` inside a tag), so an attempt that fails stops at the next place
+  another attempt would start, and all attempts together read the text about once;
+- no two adjacent quantifiers can match the same characters (`[ \t]*` next to `[ \t]*`), so
+  a failing match cannot try every way of splitting a run between them; what such patterns
+  did (a heading's closing `#`s, table delimiter rows, an HTML comment) is done with string
+  methods instead.
+
+Inline spans therefore do not nest (`[a [b] c](u)` keeps its brackets, `**a __b__ c**` its
+inner underscores): a small loss of fidelity in the indexed text, against a parser a document
+cannot stall. tests/rag/test_parsing_linear.py holds the hostile inputs.
 """
 
 from __future__ import annotations
@@ -13,28 +29,33 @@ import re
 from .structure import Block, heading, paragraph, preformatted
 
 _FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
-_ATX = re.compile(r"^ {0,3}(#{1,6})(?:[ \t]+(.*?))?(?:[ \t]+#+)?[ \t]*$")
+_ATX = re.compile(r"^ {0,3}(#{1,6})(?:[ \t](.*))?$")
 _SETEXT_UNDERLINE = re.compile(r"^ {0,3}(=+|-+)[ \t]*$")
 _THEMATIC_BREAK = re.compile(r"^ {0,3}([-*_])(?:[ \t]*\1){2,}[ \t]*$")
-_TABLE_CELL_RULE = r"[ \t]*:?-{2,}:?[ \t]*"
-_TABLE_DELIMITER = re.compile(rf"^[ \t]*\|?{_TABLE_CELL_RULE}(?:\|{_TABLE_CELL_RULE})*\|?[ \t]*$")
-_REFERENCE_DEFINITION = re.compile(r"^ {0,3}\[[^\]]+\]:[ \t]+\S+")
+_TABLE_CELL_RULE = re.compile(r":?-{2,}:?")
+_REFERENCE_DEFINITION = re.compile(r"^ {0,3}\[[^\[\]]+\]:[ \t]+\S")
 _LIST_ITEM = re.compile(r"^[ \t]*([-*+]|\d{1,9}[.)])[ \t]+(.*)$")
 _BLOCKQUOTE = re.compile(r"^(?: {0,3}>[ \t]?)+")
-_FRONT_MATTER_TITLE = re.compile(r"^title:[ \t]*[\"']?(.*?)[\"']?[ \t]*$", re.MULTILINE)
+_FRONT_MATTER_TITLE = re.compile(r"^title:(.*)$", re.MULTILINE)
 
-_HTML_COMMENT = re.compile(r"<!--.*?-->", re.DOTALL)
-_IMAGE = re.compile(r"!\[([^\]]*)\]\([^)]*\)")
-_LINK = re.compile(r"\[([^\]]+)\]\([^)]*\)")
-_REFERENCE_LINK = re.compile(r"\[([^\]]+)\]\[[^\]]*\]")
-_AUTOLINK = re.compile(r"<((?:https?|mailto):[^>\s]+)>")
+# A destination may hold balanced parentheses one level deep (`wiki/Owl_(bird)`); each step of
+# it is one character or one such group, never two ways of reading the same characters.
+_DESTINATION = r"\((?:[^()]|\([^()]*\))*\)"
+_IMAGE = re.compile(r"!\[([^\[\]]*)\]" + _DESTINATION)
+_LINK = re.compile(r"\[([^\[\]]+)\]" + _DESTINATION)
+_REFERENCE_LINK = re.compile(r"\[([^\[\]]+)\]\[[^\[\]]*\]")
+_AUTOLINK = re.compile(r"<((?:https?|mailto):[^<>\s]+)>")
 _HTML_TAG = re.compile(r"</?[A-Za-z][A-Za-z0-9-]*(?:\s[^<>]*)?/?>")
-_STRONG = re.compile(r"(\*\*|__)(?=\S)(.+?)(?<=\S)\1")
+# Content starts and ends with a character that is neither space nor the delimiter's own, and
+# may hold a single `*` (`**the *first* one**`) but never the delimiter itself.
+_STRONG = re.compile(
+    r"\*\*(?=[^*\s])((?:[^*\n]|\*(?!\*))*?[^*\s])\*\*|__(?=[^_\s])((?:[^_\n]|_(?!_))*?[^_\s])__"
+)
 
 
 def markdown_blocks(text: str) -> tuple[list[Block], str]:
     """Return (blocks, title); the title is the first level-1 heading, else front matter's."""
-    text, front_title = _strip_front_matter(_HTML_COMMENT.sub("", text))
+    text, front_title = _strip_front_matter(_strip_comments(text))
     reader = _Reader()
     lines = text.split("\n")
     index = 0
@@ -52,7 +73,51 @@ def _strip_front_matter(text: str) -> tuple[str, str]:
     if end == -1 or ":" not in text[4:end]:
         return text, ""
     match = _FRONT_MATTER_TITLE.search(text, 4, end)
-    return text[end + 5 :], match.group(1) if match else ""
+    return text[end + 5 :], _unquote(match.group(1)) if match else ""
+
+
+def _unquote(value: str) -> str:
+    """`title: "A title"` -> `A title` (one quote off each end, if there)."""
+    value = value.strip(" \t")
+    if value[:1] in ("'", '"'):
+        value = value[1:]
+    if value[-1:] in ("'", '"'):
+        value = value[:-1]
+    return value.strip(" \t")
+
+
+def _strip_comments(text: str) -> str:
+    """Drop `<!-- ... -->`; an unclosed comment and what follows it stay (one pass, where
+    `<!--.*?-->` rescanned to the end from every unclosed opening)."""
+    parts: list[str] = []
+    position = 0
+    while (start := text.find("<!--", position)) != -1:
+        end = text.find("-->", start + 4)
+        if end == -1:
+            break
+        parts.append(text[position:start])
+        position = end + 3
+    if not parts:
+        return text
+    parts.append(text[position:])
+    return "".join(parts)
+
+
+def _atx_text(rest: str | None) -> str:
+    """A heading's text without its optional closing sequence (`## Title ##`)."""
+    text = (rest or "").strip(" \t")
+    bare = text.rstrip("#")
+    if bare != text and (not bare or bare[-1] in " \t"):
+        text = bare.rstrip(" \t")
+    return text
+
+
+def _is_table_delimiter(line: str) -> bool:
+    """`|---|:--:|` (outer pipes optional): the row under a table's header."""
+    row = line.strip(" \t")
+    row = row[1:] if row.startswith("|") else row
+    row = row[:-1] if row.endswith("|") else row
+    return all(_TABLE_CELL_RULE.fullmatch(cell.strip(" \t")) for cell in row.split("|"))
 
 
 def inline_text(text: str) -> str:
@@ -62,8 +127,12 @@ def inline_text(text: str) -> str:
     text = _REFERENCE_LINK.sub(r"\1", text)
     text = _AUTOLINK.sub(r"\1", text)
     text = _HTML_TAG.sub("", text)
-    text = _STRONG.sub(r"\2", text)
+    text = _STRONG.sub(_strong_text, text)
     return html.unescape(text)
+
+
+def _strong_text(match: re.Match) -> str:
+    return match.group(1) or match.group(2)
 
 
 class _Reader:
@@ -95,14 +164,14 @@ class _Reader:
             self.flush()
         elif match := _ATX.match(line):
             self.flush()
-            self.emit(heading(inline_text(match.group(2) or ""), len(match.group(1))))
+            self.emit(heading(inline_text(_atx_text(match.group(2))), len(match.group(1))))
         elif self.lines and not self.in_list_item and (match := _SETEXT_UNDERLINE.match(line)):
             text = inline_text("\n".join(self.lines))
             self.lines = []
             self.emit(heading(text, 1 if match.group(1)[0] == "=" else 2))
         elif _THEMATIC_BREAK.match(line):
             self.flush()
-        elif _TABLE_DELIMITER.match(line) and "-" in line and ("|" in line or self.lines):
+        elif ("|" in line or self.lines) and _is_table_delimiter(line):
             pass  # `|---|---|` carries no text
         elif _REFERENCE_DEFINITION.match(line):
             self.flush()

@@ -109,6 +109,11 @@ def _is_control(char: str) -> bool:
     return unicodedata.category(char) == "Cc" and char not in "\x00\t\n\r\f"
 
 
+def is_blank(text: str) -> bool:
+    """Whether nothing but whitespace and the characters clean_text drops is left."""
+    return not _CONTROL.sub("", text).strip()
+
+
 def clean_text(text: str) -> str:
     """Repair mojibake, unify line breaks, drop control characters, compose to NFC."""
     text = text.replace("\r\n", "\n").replace("\r", "\n")

@@ -57,8 +57,11 @@ _SIGNAL_SAMPLE = 200_000
 _MD_HEADING = re.compile(r"^ {0,3}#{1,6}[ \t]+\S", re.MULTILINE)
 _MD_SETEXT = re.compile(r"^[ \t]{0,3}\S[^\n]*\n {0,3}(?:=+|-{2,})[ \t]*$", re.MULTILINE)
 _MD_FENCE = re.compile(r"^ {0,3}(?:```|~~~)", re.MULTILINE)
+# Labels and destinations exclude their opening bracket, so a failed attempt stops where the
+# next one starts (`[` repeated on one line was quadratic; see markdown_blocks).
 _MD_LINK = re.compile(
-    r"!?\[[^\]\n]+\]\([^)\s]+(?:\s+\"[^\"\n]*\")?\)|^ {0,3}\[[^\]\n]+\]:\s+\S", re.MULTILINE
+    r"!?\[[^\[\]\n]+\]\([^()\s]+(?:\s+\"[^\"\n]*\")?\)|^ {0,3}\[[^\[\]\n]+\]:\s+\S",
+    re.MULTILINE,
 )
 _MD_LIST_ITEM = re.compile(r"^ {0,3}(?:[-*+]|\d{1,9}[.)])[ \t]+\S", re.MULTILINE)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -16,6 +17,12 @@ APPLICATION_PDF = "application/pdf"
 TITLE_MAX_CHARS = 500  # Document.title's column width
 
 _WHITESPACE = re.compile(r"\s+")
+# What a title or file name must not carry: controls (NUL among them: PostgreSQL text cannot
+# hold it), lone surrogates, the BOM, and the bidirectional embeddings, overrides and isolates
+# (U+202A-U+202E, U+2066-U+2069), which reorder what a reader sees: "invoice\u202efdp.exe"
+# shows as "invoiceexe.pdf". Directional marks (U+200E, U+200F) stay: mixed right-to-left
+# titles need them, and they cannot reorder text.
+_LABEL_UNWANTED = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff\ufeff]")
 _LINE_SPACES = re.compile(r"[^\S\n]+")
 _BLANK_LINES = re.compile(r"\n\s*\n+")
 
@@ -76,8 +83,16 @@ def heading(text: str, level: int) -> Block | None:
     return Block("heading", text, max(1, min(6, level))) if text else None
 
 
+def clean_label(text: str) -> str:
+    """A title or file name as people will read it: without the characters of _LABEL_UNWANTED
+    (tabs and line breaks become spaces, so the words they separated stay apart), whitespace
+    collapsed, NFC."""
+    text = _LABEL_UNWANTED.sub(lambda m: " " if m.group() in "\t\n\r\x0b\x0c" else "", text)
+    return unicodedata.normalize("NFC", collapse_whitespace(text))
+
+
 def clip_title(title: str) -> str:
-    return collapse_whitespace(title)[:TITLE_MAX_CHARS].strip()
+    return clean_label(title)[:TITLE_MAX_CHARS].strip()
 
 
 def split_paragraphs(text: str) -> list[Block]:

@@ -22,14 +22,13 @@ from django.db import connections, transaction
 from pgvector.psycopg.vector import register_vector_info
 from psycopg.errors import UniqueViolation
 from psycopg.types import TypeInfo
-from psycopg.types.json import Jsonb
 
 logger = logging.getLogger(__name__)
 
 _vector_ready: weakref.WeakSet = weakref.WeakSet()
 
-COLUMNS = ("ordinal", "heading_path", "text", "token_count", "metadata", "embedding")
-TYPES = ["int4", "text", "text", "int4", "jsonb", "vector"]
+COLUMNS = ("ordinal", "heading_path", "text", "token_count", "embedding")
+TYPES = ["int4", "text", "text", "int4", "vector"]
 INSERT_SQL = (
     f"INSERT INTO rag_chunk (document_id, {', '.join(COLUMNS)}) "  # noqa: S608 - constants
     f"SELECT %s, {', '.join(COLUMNS)} FROM chunk_staging ORDER BY ordinal"
@@ -46,9 +45,9 @@ def chunks_replace(
     document_id: UUID,
     chunks: Sequence,
     vectors: np.ndarray,
-    metadata: dict,
 ) -> int:
-    """Replace the document's chunks with `chunks` (ChunkDrafts) and their vectors.
+    """Replace the document's chunks with `chunks` (ChunkDrafts) and their vectors (the
+    document's metadata stays on the document: search reads it from there).
 
     Must run inside the tenant context's transaction: readers see the old set or the new one,
     never both or neither. The document row is locked first so two runs of the same task
@@ -60,14 +59,13 @@ def chunks_replace(
     if raw not in _vector_ready:  # once per connection: the type lookup is a round trip
         register_vector_info(raw, TypeInfo.fetch(raw, "vector"))
         _vector_ready.add(raw)
-    meta = Jsonb(metadata)
     with connection.cursor() as cursor:
         cursor.execute("SELECT 1 FROM rag_document WHERE id = %s FOR UPDATE", [document_id])
         cursor.execute("DELETE FROM rag_chunk WHERE document_id = %s", [document_id])
         cursor.execute(
             "CREATE TEMP TABLE IF NOT EXISTS chunk_staging "
-            "(ordinal int, heading_path text, text text, token_count int, metadata jsonb, "
-            "embedding vector(384)) ON COMMIT DROP"
+            "(ordinal int, heading_path text, text text, token_count int, embedding vector(384)) "
+            "ON COMMIT DROP"
         )
     with raw.cursor() as cur:
         with cur.copy(
@@ -76,7 +74,7 @@ def chunks_replace(
             copy.set_types(TYPES)
             for chunk, vector in zip(chunks, vectors, strict=True):
                 copy.write_row(
-                    (chunk.ordinal, chunk.heading_path, chunk.text, chunk.token_count, meta, vector)
+                    (chunk.ordinal, chunk.heading_path, chunk.text, chunk.token_count, vector)
                 )
         inserted = _insert_staged(alias, cur, document_id)
         cur.execute("DROP TABLE chunk_staging")

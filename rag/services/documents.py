@@ -1,12 +1,23 @@
 """Accepting documents: validate, deduplicate, store the bytes, enqueue ingestion on commit.
 
-Parsing of text formats runs here too, because it is cheap and lets the client hear "no text"
-as a 422 at once; PDFs (expensive, possibly hostile) are parsed only by the worker, under limits.
+The document is not parsed here: the request sniffs its type and a provisional title from a
+bounded prefix (415 for a type we cannot read, 422 for an empty upload, at once) and the worker
+parses the whole document, under its limits, failing it with the parser's reason. Parsing in
+the request made its cost the document's: 40 KB of hostile Markdown held a web thread for
+6.8 s, a 5 MB page for 15 s.
+
+What the client names the document with is checked here, for every caller (API, console,
+`ingest`): metadata must be storable JSON (no NaN or infinity, no NUL, no lone surrogate, at
+most METADATA_MAX_DEPTH levels: 422 `invalid_metadata`) of at most RAG_MAX_METADATA_BYTES
+(413 `metadata_too_large`), and is charged to the storage quota with the document's bytes.
+Titles and file names lose control characters and bidirectional overrides (clean_label) and
+are cut to their columns' widths.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -17,10 +28,15 @@ from tenants.models import Tenant
 from tenants.services.provisioning import TenantNotActive, tenant_require_active
 from tenants.services.quotas import QuotaExceeded, quota_get, storage_admit
 
+from ..filters import number_problem, text_problem
 from ..handoff import INGEST_DOCUMENT, after_commit
 from ..models import Document, DocumentSource, DocumentStatus
-from ..parsing import ParseError, document_parse
-from ..parsing.pdf import is_pdf
+from ..parsing import ParseError, Sniffed, clean_label, clip_title, document_sniff
+
+METADATA_MAX_DEPTH = 32  # levels of objects and arrays; filters read only the first
+FILENAME_MAX_CHARS = 255  # DocumentSource.filename's column width
+# Past a few thousand digits an integer is no JSON number Python will print (and no metadata).
+_MAX_INT_BITS = 10_000
 
 
 class DocumentRejected(Exception):
@@ -62,17 +78,20 @@ def document_submit(
         tenant_require_active(tenant=tenant)
     except TenantNotActive as exc:
         raise DocumentRejected(403, exc.code, str(exc)) from exc
-    mime_type, parsed_title = _validate(data, filename)
+    sniffed = _validate(data, filename)
+    metadata = metadata if metadata is not None else {}
+    metadata_bytes = metadata_check(metadata)
+    filename = clean_filename(filename)
     content_hash = hashlib.sha256(data).hexdigest()
     fields = {
-        # PDFs are parsed by the worker, which fills in their title.
-        "title": title
-        or parsed_title
-        or (title_from_filename(filename) if parsed_title is not None else ""),
+        # PDFs are named by the worker (their parsed title, else the file's).
+        "title": clip_title(title)
+        or sniffed.title
+        or (title_from_filename(filename) if sniffed.title is not None else ""),
         "content_hash": content_hash,
-        "mime_type": mime_type,
+        "mime_type": sniffed.mime_type,
         "size_bytes": len(data),
-        "metadata": metadata or {},
+        "metadata": metadata,
         "status": DocumentStatus.QUEUED,
         "error": "",
         "chunks_total": 0,
@@ -82,7 +101,9 @@ def document_submit(
     # Read before the store's transaction opens (storage_admit says why).
     quota = quota_get(tenant=tenant)
     try:
-        return _store(tenant, quota, data, filename, external_id, fields, enqueue=enqueue)
+        return _store(
+            tenant, quota, data, filename, external_id, fields, metadata_bytes, enqueue=enqueue
+        )
     except QuotaExceeded as exc:
         raise DocumentRejected(exc.status, exc.code, exc.detail) from exc
     except IntegrityError:
@@ -91,7 +112,9 @@ def document_submit(
             return Submission(Document.objects.get(content_hash=content_hash), "duplicate")
 
 
-def _store(tenant, quota, data, filename, external_id, fields, *, enqueue: bool) -> Submission:
+def _store(
+    tenant, quota, data, filename, external_id, fields, metadata_bytes: int, *, enqueue: bool
+) -> Submission:
     with tenant_context(tenant):
         duplicate = Document.objects.filter(content_hash=fields["content_hash"]).first()
         if duplicate is not None:
@@ -102,12 +125,14 @@ def _store(tenant, quota, data, filename, external_id, fields, *, enqueue: bool)
             else None
         )
         # Under a per-tenant lock held to the end of the transaction: concurrent uploads of the
-        # tenant are counted one after another. A duplicate (above) is not charged.
+        # tenant are counted one after another. A duplicate (above) is not charged. Metadata is
+        # stored bytes too (RagConfig.stored counts it the same way).
+        replacing = current.size_bytes + current.metadata_bytes if current is not None else 0
         storage_admit(
             tenant=tenant,
             quota=quota,
-            size_bytes=fields["size_bytes"],
-            replacing_bytes=current.size_bytes if current is not None else 0,
+            size_bytes=fields["size_bytes"] + metadata_bytes,
+            replacing_bytes=replacing,
         )
         if current is not None:
             # Old chunks stay searchable until the worker swaps in the new ones atomically.
@@ -132,24 +157,97 @@ def document_delete(*, tenant: Tenant, document_id) -> bool:
     return deleted > 0
 
 
-def _validate(data: bytes, filename: str) -> tuple[str, str | None]:
-    """The sniffed type and the parsed title (None for a PDF: not parsed here)."""
+def _validate(data: bytes, filename: str) -> Sniffed:
+    """Type and provisional title from the upload's prefix (the module docstring says why)."""
     if len(data) > settings.RAG_MAX_UPLOAD_BYTES:
         raise DocumentRejected(
             413,
             "payload_too_large",
             f"Documents are limited to {settings.RAG_MAX_UPLOAD_BYTES} bytes.",
         )
-    if not data.strip():
-        raise DocumentRejected(422, "empty_document", "The document is empty.")
-    if is_pdf(data):
-        return "application/pdf", None  # parsed by the worker only, under limits
     try:
-        parsed = document_parse(data=data, filename=filename)
-        return parsed.mime_type, parsed.title
+        return document_sniff(data=data, filename=filename)
     except ParseError as exc:
         status = 415 if exc.code == "unsupported_type" else 422
         raise DocumentRejected(status, exc.code, str(exc)) from exc
+
+
+def metadata_check(metadata) -> int:
+    """The bytes `metadata` is charged, or DocumentRejected: 422 `invalid_metadata` for what
+    jsonb cannot hold or what nests deeper than METADATA_MAX_DEPTH, 413 `metadata_too_large`
+    past RAG_MAX_METADATA_BYTES.
+
+    The charge is what rag.models.MetadataBytes counts once it is stored: json.dumps prints
+    JSON as PostgreSQL does (but for floats it writes with an exponent, a few bytes apart).
+
+    Read without recursion, and given up as soon as its text alone passes the limit, so a
+    huge or deep value costs no more than a small one before it is refused.
+    """
+    limit = settings.RAG_MAX_METADATA_BYTES
+    if not isinstance(metadata, dict):
+        raise _invalid_metadata("Metadata must be a JSON object.")
+    seen = 0  # characters of keys and strings: fewer than the bytes they will take
+    stack: list[tuple[object, int, str]] = [(metadata, 1, "")]
+    while stack:
+        value, depth, where = stack.pop()
+        if isinstance(value, dict | list) and depth > METADATA_MAX_DEPTH:
+            raise _invalid_metadata(
+                f"Metadata{where} nests deeper than {METADATA_MAX_DEPTH} levels."
+            )
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if not isinstance(key, str):
+                    raise _invalid_metadata(f"Metadata{where} has a key that is not a string.")
+                if problem := text_problem(key):
+                    raise _invalid_metadata(f"A key of metadata{where} {problem}.")
+                seen += len(key)
+                stack.append((item, depth + 1, where or f"[{key[:40]!r}]"))
+        elif isinstance(value, list):
+            stack.extend((item, depth + 1, where) for item in value)
+        elif problem := _scalar_problem(value):
+            raise _invalid_metadata(f"A value in metadata{where} {problem}.")
+        elif isinstance(value, str):
+            seen += len(value)
+        if seen > limit:
+            raise _metadata_too_large(limit)
+    size = len(json.dumps(metadata, ensure_ascii=False).encode()) if metadata else 0
+    if size > limit:
+        raise _metadata_too_large(limit)
+    return size
+
+
+def _scalar_problem(value) -> str | None:
+    if isinstance(value, str):
+        return text_problem(value)
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return "is too large a number" if value.bit_length() > _MAX_INT_BITS else None
+    if isinstance(value, float):
+        return number_problem(value)
+    return f"is a {type(value).__name__}, not a JSON value"
+
+
+def _invalid_metadata(detail: str) -> DocumentRejected:
+    return DocumentRejected(422, "invalid_metadata", detail)
+
+
+def _metadata_too_large(limit: int) -> DocumentRejected:
+    return DocumentRejected(
+        413, "metadata_too_large", f"Document metadata is limited to {limit} bytes of JSON."
+    )
+
+
+def clean_filename(filename: str) -> str:
+    """The base name of an upload as people will read it (clean_label), at most
+    FILENAME_MAX_CHARS characters, keeping a short extension as Django cuts uploaded names."""
+    name = clean_label(filename.replace("\\", "/").rsplit("/", 1)[-1])
+    if len(name) <= FILENAME_MAX_CHARS:
+        return name
+    stem, dot, extension = name.rpartition(".")
+    if dot and stem and len(extension) <= 16:
+        return stem[: FILENAME_MAX_CHARS - len(extension) - 1] + "." + extension
+    return name[:FILENAME_MAX_CHARS]
 
 
 def title_from_filename(filename: str) -> str:

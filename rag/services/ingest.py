@@ -1,5 +1,10 @@
 """The ingestion pipeline for one document: parse, chunk, embed in batches, store, mark ready.
 
+Parsing happens here, never in the upload request (which only sniffs a bounded prefix, see
+rag.services.documents): a document that cannot be parsed fails here with the parser's code
+as its reason. The type the full parse finds replaces the sniffed one (Markdown signals may lie
+past the prefix), and its title names a document the upload left untitled (a PDF, say).
+
 Transactions stay short (claim, progress, final swap) so no connection is held while the model
 works. Running it twice for the same document is harmless: the claim is a conditional UPDATE,
 a ready document is left alone, and the final swap replaces the chunk set under a row lock.
@@ -36,7 +41,6 @@ class Claim:
     data: bytes
     filename: str
     title: str
-    metadata: dict
 
 
 def document_ingest(*, tenant: Tenant, document_id) -> str:
@@ -62,7 +66,15 @@ def document_ingest(*, tenant: Tenant, document_id) -> str:
     if not drafts:
         return _fail(tenant, document_id, claim, "no_text: the document has no extractable text")
     title = claim.title or parsed.title or title_from_filename(claim.filename)
-    _progress(tenant, document_id, claim, total=len(drafts), embedded=0, title=title)
+    _progress(
+        tenant,
+        document_id,
+        claim,
+        total=len(drafts),
+        embedded=0,
+        title=title,
+        mime_type=parsed.mime_type,
+    )
     vectors = []
     batch = settings.EMBEDDING_BATCH_SIZE
     for start in range(0, len(drafts), batch):
@@ -107,7 +119,7 @@ def _claim(tenant: Tenant, document_id) -> Claim | None:
         )
         if not claimed:
             return None
-        document = Document.objects.get(pk=document_id)
+        document = Document.objects.only("content_hash", "title").get(pk=document_id)
         source = DocumentSource.objects.filter(document_id=document_id).first()
         if source is None:  # cannot happen through document_submit; never leave it processing
             Document.objects.filter(pk=document_id).update(
@@ -119,7 +131,6 @@ def _claim(tenant: Tenant, document_id) -> Claim | None:
             data=bytes(source.data),
             filename=source.filename,
             title=document.title,
-            metadata=document.metadata,
         )
 
 
@@ -131,11 +142,20 @@ def _current(document_id, claim: Claim):
 
 
 def _progress(
-    tenant, document_id, claim, *, total: int, embedded: int, title: str | None = None
+    tenant,
+    document_id,
+    claim,
+    *,
+    total: int,
+    embedded: int,
+    title: str | None = None,
+    mime_type: str | None = None,
 ) -> bool:
     values = {"chunks_total": total, "chunks_embedded": embedded, "updated_at": Now()}
     if title is not None:
         values["title"] = title
+    if mime_type is not None:
+        values["mime_type"] = mime_type
     with tenant_context(tenant):
         return _current(document_id, claim).update(**values) > 0
 
@@ -158,7 +178,6 @@ def _finish(tenant, document_id, claim, drafts, vectors) -> str:
             document_id=document_id,
             chunks=drafts,
             vectors=vectors,
-            metadata=claim.metadata,
         )
         _current(document_id, claim).update(
             status=DocumentStatus.READY,

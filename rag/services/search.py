@@ -73,7 +73,7 @@ def chunk_search(
     which reports itself.
     """
     started = time.perf_counter()
-    clauses, params = compile_filters(filters)
+    clauses, params = _document_filter(filters)
     if document_ids:
         clauses.append("c.document_id = ANY(%s::uuid[])")
         params.append([str(d) for d in document_ids])
@@ -109,6 +109,22 @@ def chunk_search(
     if observe:
         observe_search(tenant=tenant, mode=mode, timings=timings)
     return SearchResult(hits=hits, timings=timings)
+
+
+def _document_filter(filters: dict | None) -> tuple[list[str], list]:
+    """Metadata conditions as one condition on chunks: their document's metadata matches.
+
+    Metadata is the document's (not copied into each chunk), so the filter selects documents;
+    a semi-join on the primary key costs the chunk scan one probe per candidate row, and the
+    documents it reads are the tenant's own (row-level security applies to the subquery too).
+    """
+    clauses, params = compile_filters(filters, column="d.metadata")
+    if not clauses:
+        return [], []
+    matching = " AND ".join(clauses)
+    # The clauses are compile_filters' own fragments; every value is a bound parameter.
+    condition = f"c.document_id IN (SELECT d.id FROM rag_document d WHERE {matching})"  # noqa: S608
+    return [condition], params
 
 
 def _require_documents(cursor, document_ids: list) -> None:
@@ -215,7 +231,7 @@ def _load(cursor, scored: list[tuple[int, float]]) -> list[SearchHit]:
     if not scored:
         return []
     cursor.execute(
-        "SELECT c.id, c.document_id, d.title, c.heading_path, c.text, c.metadata "
+        "SELECT c.id, c.document_id, d.title, c.heading_path, c.text, d.metadata "
         "FROM rag_chunk c JOIN rag_document d ON d.id = c.document_id WHERE c.id = ANY(%s)",
         [[chunk_id for chunk_id, _ in scored]],
     )

@@ -15,6 +15,7 @@ headers (`Retry-After`, `RateLimit-Policy`, `RateLimit`) the API answers with.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import socket
 import threading
@@ -30,6 +31,8 @@ from django.db import connections
 from ..context import current_binding, data_alias
 from ..models import Tenant, TenantQuota, UsageKind
 from ..planes import data_plane
+
+logger = logging.getLogger(__name__)
 
 # Counters and the ledger are written on their own connection, outside the request's
 # transaction (see the "Quotas and metering" settings).
@@ -136,16 +139,19 @@ def quota_clock(at: datetime) -> Iterator[None]:
         _pinned_now = previous
 
 
-# One statement: take a request from the current window if fewer than the limit were taken.
-# On conflict PostgreSQL locks the row and evaluates the WHERE on its latest version, so
-# concurrent requests are admitted one after another and never more than the limit.
+# One statement: take `amount` requests from the current window if they fit under the limit,
+# all or none. On conflict PostgreSQL locks the row and evaluates the WHERE on its latest
+# version, so concurrent requests are admitted one after another and never more than the limit.
+# A refusal writes nothing.
 ADMIT_SQL = f"""
 WITH current_window AS (SELECT {WINDOW_START_SQL} AS start),
 admitted AS (
     INSERT INTO tenants_requestcounter AS counter (tenant_id, kind, window_start, count)
-    SELECT %(tenant_id)s, %(kind)s, current_window.start, 1 FROM current_window
+    SELECT %(tenant_id)s, %(kind)s, current_window.start, %(amount)s FROM current_window
+    WHERE %(amount)s <= %(limit)s
     ON CONFLICT (tenant_id, kind, window_start)
-    DO UPDATE SET count = counter.count + 1 WHERE counter.count < %(limit)s
+    DO UPDATE SET count = counter.count + EXCLUDED.count
+    WHERE counter.count + EXCLUDED.count <= %(limit)s
     RETURNING counter.count
 )
 SELECT
@@ -155,34 +161,69 @@ SELECT
 FROM current_window
 """  # noqa: S608 - only the constant clock expressions are formatted in
 
+USED_SQL = f"""
+SELECT coalesce(max(count), 0) FROM tenants_requestcounter
+WHERE tenant_id = %(tenant_id)s AND kind = %(kind)s AND window_start = {WINDOW_START_SQL}
+"""  # noqa: S608 - only the constant clock expression is formatted in
+
 PRUNE_SQL = """
 DELETE FROM tenants_requestcounter
 WHERE tenant_id = %(tenant_id)s AND kind = %(kind)s AND window_start < %(window_start)s
 """
 
 
-def quota_admit(*, tenant: Tenant, kind: str) -> dict[str, str]:
-    """Take one of the tenant's `kind` requests of this hour, or raise QuotaExceeded (429
-    `rate_limited`). Returns the RateLimit headers (IETF httpapi draft) for the response."""
+def quota_admit(*, tenant: Tenant, kind: str, amount: int = 1) -> dict[str, str]:
+    """Take `amount` of the tenant's `kind` requests of this hour, all or none, or raise
+    QuotaExceeded (429 `rate_limited`). Returns the RateLimit headers (IETF httpapi draft) for
+    the response.
+
+    `amount` is what the request costs: 1, or for a batch its items (each input of an
+    embeddings request counts as one request, so a batch cannot buy 256 for the price of 1).
+    """
     kind = kind_value(kind)
+    if not isinstance(amount, int) or isinstance(amount, bool) or amount < 1:
+        raise ValueError(f"amount must be a positive integer, not {amount!r}.")
     limit = getattr(quota_get(tenant=tenant), f"{kind}_per_hour")
-    params = {"tenant_id": tenant.pk, "kind": kind, "limit": limit}
+    params = {"tenant_id": tenant.pk, "kind": kind, "limit": limit, "amount": amount}
     with connections[METERING_DB].cursor() as cursor:
         cursor.execute(ADMIT_SQL, {**params, **clock_params()})
         count, window_start, reset = cursor.fetchone()
-        if count == 1:
+        if count == amount:
             # A new window: earlier ones of this tenant and kind are no longer needed.
             cursor.execute(PRUNE_SQL, {**params, "window_start": window_start})
-    headers = rate_limit_headers(kind=kind, limit=limit, used=count or limit, reset=reset)
+        used = count
+        if count is None:
+            # One request refused: the window was full. A batch: say how much is left.
+            used = limit
+            if amount > 1:
+                cursor.execute(USED_SQL, {**params, **clock_params()})
+                used = cursor.fetchone()[0]
+    headers = rate_limit_headers(kind=kind, limit=limit, used=used, reset=reset)
     if count is None:
         raise QuotaExceeded(
             429,
             "rate_limited",
-            f"The tenant's limit of {limit} {kind} requests per hour is reached; "
-            f"retry in {reset} s.",
+            _refusal(kind=kind, limit=limit, amount=amount, used=used, reset=reset),
             {"Retry-After": str(reset), **headers},
         )
     return headers
+
+
+def _refusal(*, kind: str, limit: int, amount: int, used: int, reset: int) -> str:
+    if amount == 1:
+        return (
+            f"The tenant's limit of {limit} {kind} requests per hour is reached; "
+            f"retry in {reset} s."
+        )
+    if amount > limit:
+        return (
+            f"This request counts as {amount} {kind} requests, more than the tenant's limit of "
+            f"{limit} per hour; send smaller batches."
+        )
+    return (
+        f"This request counts as {amount} {kind} requests and {max(0, limit - used)} of the "
+        f"tenant's {limit} per hour remain; retry in {reset} s."
+    )
 
 
 def kind_value(kind: str) -> str:
@@ -255,15 +296,17 @@ def _generations_key(tenant: Tenant) -> str:
 def generation_slot(*, tenant: Tenant) -> Iterator[str]:
     """Hold one of the tenant's `max_concurrent_generations` slots while the block runs.
 
-    Slots are shared by every process. A lease lasts GENERATION_LEASE_SECONDS at most, so a
-    process that dies holding one frees it then. Raises QuotaExceeded (429 `rate_limited`,
-    `Retry-After: 1`) when every slot is taken. Yields the lease id.
+    Slots are shared by every process. A lease is short (GENERATION_LEASE_SECONDS) and renewed
+    by a thread of the holder every third of it while the block runs, so a long generation
+    keeps its slot and a process that dies holding one (`kill -9`, the OOM killer) frees it
+    within one lease, not after the longest generation could last. Raises QuotaExceeded (429
+    `rate_limited`, `Retry-After: 1`) when every slot is taken. Yields the lease id.
     """
     limit = quota_get(tenant=tenant).max_concurrent_generations
     client = redis_client()
     key = _generations_key(tenant)
     lease = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex}"
-    lease_ms = max(1, int(float(settings.GENERATION_LEASE_SECONDS) * 1000))
+    lease_ms = max(1000, int(float(settings.GENERATION_LEASE_SECONDS) * 1000))
     if not client.eval(ACQUIRE_LUA, 1, key, limit, lease_ms, lease):
         raise QuotaExceeded(
             429,
@@ -271,10 +314,42 @@ def generation_slot(*, tenant: Tenant) -> Iterator[str]:
             f"The tenant already runs {limit} concurrent generation(s), its limit; retry shortly.",
             {"Retry-After": "1"},
         )
+    done = threading.Event()
+    renewer = threading.Thread(
+        target=_renew_lease,
+        args=(client, key, lease, lease_ms, done),
+        name=f"lease-{lease[-8:]}",
+        daemon=True,
+    )
+    renewer.start()
     try:
         yield lease
     finally:
+        done.set()
         client.zrem(key, lease)
+
+
+# KEYS[1]: the lease set; ARGV: lease ms, lease id. Only a lease still held is extended (one
+# dropped as expired stays dropped: its place may have been given to another).
+RENEW_LUA = """
+if not redis.call('ZSCORE', KEYS[1], ARGV[2]) then
+    return 0
+end
+local now = redis.call('TIME')
+local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+redis.call('ZADD', KEYS[1], 'XX', now_ms + tonumber(ARGV[1]), ARGV[2])
+redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[1]))
+return 1
+"""
+
+
+def _renew_lease(client, key: str, lease: str, lease_ms: int, done: threading.Event) -> None:
+    while not done.wait(lease_ms / 3000):
+        try:
+            client.eval(RENEW_LUA, 1, key, lease_ms, lease)
+        except redis.RedisError:
+            # Redis away for a moment: the next renewal (or the lease's expiry) settles it.
+            logger.warning("could not renew generation lease %s", lease, exc_info=True)
 
 
 def generations_running(*, tenant: Tenant) -> int:

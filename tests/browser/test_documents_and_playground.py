@@ -27,7 +27,7 @@ def test_uploads_become_ready_live_and_the_playground_streams_an_answer(
     url = page.url
     # No reload: the rows poll their own fragments until both say ready.
     page.wait_for_function(
-        "document.querySelectorAll('[data-status=\"ready\"]').length === 2", timeout=120_000
+        "() => document.querySelectorAll('[data-status=\"ready\"]').length === 2", timeout=120_000
     )
     assert page.url == url
     assert page.locator("[data-status=ready]").count() == 2

@@ -204,7 +204,7 @@ def test_usage_page_shows_the_numbers(staff_client, make_tenant):
     # Headroom: searches this hour, 1 of 20 used, 19 left, a 5% bar.
     searches = re.search(r"<th scope=\"row\">Searches<.*?</tr>", html, re.S).group(0)
     assert re.findall(r'<td class="num">(\d+)</td>', searches) == ["1", "20", "19"]
-    assert 'style="width: 5%"' in searches and 'aria-label="5% used"' in searches
+    assert 'data-percent="5"' in searches and 'aria-label="5% used"' in searches
     documents = re.search(r"<th scope=\"row\">Documents<.*?</tr>", html, re.S).group(0)
     assert re.findall(r'<td class="num">(\d+)</td>', documents)[:2] == ["1", "10000"]
 

@@ -253,7 +253,7 @@ def test_tenants_list_shows_mode_status_documents_and_usage_bars(staff_client, m
     assert "Alpha Shop" in row and ">pool<" in row and ">active<" in row
     assert '2 <span class="muted">of 10000</span>' in row
     assert "Searches this hour: 1 of 4" in row
-    assert 'style="width: 25%"' in row
+    assert 'data-percent="25"' in row
     assert "beta-labs" in html
 
 

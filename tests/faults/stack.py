@@ -34,6 +34,7 @@ class Stack:
         self.pgdata = root / "pgdata"
         self.redis_socket = root / "redis.sock"
         self.redis: subprocess.Popen | None = None
+        self.pg = None
         self.key = ""
         self.web: WebServer | None = None
         self.worker: Worker | None = None
@@ -67,8 +68,9 @@ class Stack:
             if part is not None:
                 part.stop()
         self.stop_redis()
-        self.start_postgres()  # let the embedded server's own cleanup stop it
-        embedded.stop_postgres(self.pgdata)
+        if str(self.pgdata) in embedded._handles:
+            self.start_postgres()  # let the embedded server's own cleanup stop it
+            embedded.stop_postgres(self.pgdata)
 
     def manage(self, *args: str) -> str:
         done = subprocess.run(
@@ -142,6 +144,27 @@ class Stack:
             connect_timeout=3,
         )
 
+    def tenant_id(self) -> str:
+        with self.superuser() as conn:
+            row = conn.execute("SELECT id FROM tenants_tenant WHERE slug = 'faulty'").fetchone()
+        return str(row[0])
+
+    def generations_running(self) -> int:
+        """Live generation leases of the stack's tenant, read in its Redis."""
+        import redis
+
+        from tenants.services.quotas import RUNNING_LUA
+
+        client = redis.Redis(unix_socket_path=str(self.redis_socket), socket_timeout=2)
+        with contextlib.closing(client):
+            key = f"tenantry:generations:{self.tenant_id()}"
+            return int(client.eval(RUNNING_LUA, 1, key))
+
+    def web_worker_pids(self) -> list[int]:
+        import psutil
+
+        return [p.pid for p in psutil.Process(self.web.proc.pid).children(recursive=True)]
+
     # --- HTTP ------------------------------------------------------------------------------
 
     def call(self, method: str, path: str, body: dict | None = None, timeout: float = 60):
@@ -186,6 +209,16 @@ class Stack:
             "attempts": attempts,
             "ordinals": ordinals,
         }
+
+    def wait_serving(self, timeout: float, message: str) -> None:
+        """Until a search answers 200 again (the web side is back)."""
+        search = {"query": "tide", "mode": "keyword"}
+        wait_until(
+            lambda: self.call("POST", "/api/v1/search", search)[0] == 200,
+            timeout=timeout,
+            interval=0.5,
+            message=message,
+        )
 
     def wait_ready(self, document_id: str, timeout: float = 180) -> dict:
         def ready():

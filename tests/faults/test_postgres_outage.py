@@ -54,14 +54,7 @@ def test_postgres_stopped_mid_flight_then_back(stack):
         stack.start_postgres()
 
     # The same processes serve again: nobody restarted them.
-    wait_until(
-        lambda: (
-            stack.call("POST", "/api/v1/search", {"query": "tide", "mode": "keyword"})[0] == 200
-        ),
-        timeout=60,
-        interval=0.5,
-        message="the web server did not recover",
-    )
+    stack.wait_serving(timeout=60, message="the web server did not recover")
     assert stack.call("GET", "/readyz")[0] == 200
 
     doc = stack.wait_ready(big["id"], timeout=240)

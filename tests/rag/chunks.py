@@ -24,6 +24,4 @@ def fill_chunks(tenant, n: int, seed: int) -> None:
             )
             for i in range(n)
         ]
-        chunks_replace(
-            alias=data_alias(), document_id=doc.id, chunks=drafts, vectors=vectors, metadata={}
-        )
+        chunks_replace(alias=data_alias(), document_id=doc.id, chunks=drafts, vectors=vectors)

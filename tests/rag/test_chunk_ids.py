@@ -138,26 +138,54 @@ RETURNING (citations -> 0 ->> 'chunk_id')::bigint
 """
 
 
+def _old_rows(conn, tenant_id, topic: str, sections: int) -> str:
+    """A ready document of `sections` chunks written as the code before 0008 wrote them (the
+    schema of 0007: chunk metadata, sequence ids); returns the document id."""
+    doc = conn.execute(
+        "INSERT INTO rag_document (id, tenant_id, title, external_id, content_hash, mime_type, "
+        "size_bytes, metadata, status, error, chunks_total, chunks_embedded, attempts, "
+        "updated_at) VALUES (gen_random_uuid(), %s, %s, '', md5(%s) || md5(%s), 'text/plain', "
+        "0, '{}', 'ready', '', %s, %s, 1, now()) RETURNING id",
+        [tenant_id, topic, topic, topic, sections, sections],
+    ).fetchone()[0]
+    for n in range(sections):
+        conn.execute(
+            "INSERT INTO rag_chunk (document_id, tenant_id, ordinal, heading_path, text, "
+            "token_count, metadata, embedding) VALUES (%s, %s, %s, '', %s, 12, '{}', "
+            "array_fill(0.1, ARRAY[384])::vector)",
+            [doc, tenant_id, n, f"The {topic} keeper wrote entry {n} about {topic} number {n}."],
+        )
+    return str(doc)
+
+
 @pytest.mark.parametrize("mode", ["bridge", "silo"])
 def test_migration_renumbers_existing_chunks_which_stay_searchable(
     mode, make_tenant, make_key, upload, wait_done, search, worker
 ):
     """The tenant's placement goes back to before random ids (its own migration history: the
-    shared pool tables are never migrated backwards here), gets chunks with sequence ids, a
-    logged search, a cached answer and, beside them, a second tenant's rows as in the pool;
-    then 0008 runs as it would in production, as the owner, under forced row-level security."""
+    shared pool tables are never migrated backwards here), gets chunks with sequence ids as the
+    code of then wrote them, a logged search, a cached answer and, beside them, a second
+    tenant's rows as in the pool; then 0008 (and what follows) runs as it would in production,
+    as the owner, under forced row-level security."""
     tenant = make_tenant(mode)
     dataplane_migrate(tenant=tenant, target=BEFORE_RANDOM_IDS)
     key = make_key(tenant)
-    docs = [_ingest(upload, wait_done, key, _guide(t, 3))["id"] for t in ("lichen", "quartz")]
+    with _behind_rls(tenant) as conn:
+        docs = [_old_rows(conn, tenant.id, topic, 3) for topic in ("lichen", "quartz")]
     question = "quartz keeper entry 2"
-    top_before = search(key, question, k=3)["results"][0]
 
     with tenant_context(tenant):
         before = {
             (str(d), o): (i, t)
             for i, d, o, t in Chunk.objects.values_list("id", "document_id", "ordinal", "text")
         }
+        cited = next(i for (d, o), (i, _) in before.items() if d == docs[1] and o == 2)
+        QueryLog.objects.create(
+            kind="search",
+            question=question,
+            question_sha256="q" * 64,
+            citations=[{"n": 1, "chunk_id": cited, "document_id": docs[1]}],
+        )
         logged = QueryLog.objects.get(kind="search").citations
         AnswerCacheEntry.objects.create(
             key="a" * 64, corpus_version=1, response={"citations": [{"chunk_id": 1}]}
@@ -168,7 +196,10 @@ def test_migration_renumbers_existing_chunks_which_stay_searchable(
     with _behind_rls(tenant) as conn:
         neighbour_old = conn.execute(NEIGHBOUR_SQL, {"tenant": neighbour}).fetchone()[0]
 
-    assert dataplane_migrate(tenant=tenant) == ["0008_random_chunk_ids"]
+    assert dataplane_migrate(tenant=tenant) == [
+        "0008_random_chunk_ids",
+        "0009_metadata_on_documents_only",
+    ]
 
     with tenant_context(tenant):
         after = {
@@ -189,10 +220,10 @@ def test_migration_renumbers_existing_chunks_which_stay_searchable(
         and len(logged) >= 1
     )
 
-    # Still searchable, and the same passage comes first, under its new id.
-    top_after = search(key, question, k=3)["results"][0]
-    assert top_after["chunk_id"] == after[old_key[top_before["chunk_id"]]][0]
-    assert top_after["text"] == top_before["text"] and top_after["document_id"] in docs
+    # Still searchable: the cited passage comes first, under its new id.
+    top_after = search(key, question, k=3, mode="keyword")["results"][0]
+    assert top_after["chunk_id"] == after[old_key[cited]][0]
+    assert top_after["text"] == before[old_key[cited]][1] and top_after["document_id"] in docs
 
     with _behind_rls(tenant) as conn:
         neighbour_new = conn.execute(
@@ -233,7 +264,7 @@ def _store(tenant, document_id, drafts) -> int:
     vectors = np.full((len(drafts), 384), 384**-0.5, dtype=np.float32)
     with tenant_context(tenant):
         return chunks_replace(
-            alias=data_alias(), document_id=document_id, chunks=drafts, vectors=vectors, metadata={}
+            alias=data_alias(), document_id=document_id, chunks=drafts, vectors=vectors
         )
 
 

@@ -111,3 +111,17 @@ def test_a_crashed_holder_frees_its_place_when_its_lease_expires(make_tenant):
         time.sleep(max(0.0, lease_seconds + 0.5 - (time.monotonic() - taken_at)))
         with generation_slot(tenant=tenant):
             assert generations_running(tenant=tenant) == 2
+
+
+def test_a_generation_longer_than_its_lease_keeps_its_slot(make_tenant, settings):
+    """The holder renews its short lease while it runs: after three lease lengths the slot is
+    still held (the other place is the only one left), and given back at the end."""
+    tenant = make_tenant("pool")
+    quota_set(tenant=tenant, max_concurrent_generations=1)
+    settings.GENERATION_LEASE_SECONDS = 1
+    with generation_slot(tenant=tenant):
+        time.sleep(3.2)
+        assert generations_running(tenant=tenant) == 1
+        with pytest.raises(QuotaExceeded), generation_slot(tenant=tenant):
+            pass
+    assert generations_running(tenant=tenant) == 0

@@ -72,13 +72,13 @@ class EmbeddingRequestSerializer(serializers.Serializer):
         texts = [value] if isinstance(value, str) else value
         if not isinstance(texts, list) or not texts:
             raise serializers.ValidationError("Must be a string or a non-empty list of strings.")
+        if len(texts) > self.MAX_INPUTS:  # the count first: nothing is looked at beyond it
+            raise serializers.ValidationError(f"At most {self.MAX_INPUTS} inputs per request.")
         if not all(isinstance(t, str) for t in texts):
             raise serializers.ValidationError(
                 "Only strings are accepted (token arrays are not: this model has its own "
                 "tokenizer)."
             )
-        if len(texts) > self.MAX_INPUTS:
-            raise serializers.ValidationError(f"At most {self.MAX_INPUTS} inputs per request.")
         if any(not t.strip() for t in texts):
             raise serializers.ValidationError("Inputs must not be empty.")
         if any(len(t) > self.MAX_CHARS for t in texts):
