@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from celery.signals import before_task_publish
 
 from tests.helpers import bearer, wait_until
 
@@ -43,3 +44,17 @@ def search(api):
         return response.json()
 
     return run
+
+
+@pytest.fixture
+def published():
+    """(task name, args) of every message this process publishes, seen through Celery's own
+    `before_task_publish` signal."""
+    sent: list[tuple[str, list]] = []
+
+    def record(sender=None, body=None, **kwargs):
+        sent.append((sender, list(body[0]) if body else []))
+
+    before_task_publish.connect(record, weak=False)
+    yield sent
+    before_task_publish.disconnect(record)

@@ -3,7 +3,6 @@ transaction that stored the document commits (rag.handoff). The probe is Celery'
 `before_task_publish` signal, fired for every message this process publishes."""
 
 import pytest
-from celery.signals import before_task_publish
 from django.db import transaction
 
 from rag.handoff import INGEST_DOCUMENT
@@ -15,18 +14,6 @@ from tests.helpers import MODES
 
 class Abandoned(Exception):
     pass
-
-
-@pytest.fixture
-def published():
-    sent: list[tuple[str, list]] = []
-
-    def record(sender=None, body=None, **kwargs):
-        sent.append((sender, list(body[0]) if body else []))
-
-    before_task_publish.connect(record, weak=False)
-    yield sent
-    before_task_publish.disconnect(record)
 
 
 @pytest.mark.parametrize("mode", MODES)
