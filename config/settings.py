@@ -229,7 +229,7 @@ REST_FRAMEWORK = {
     # JSON only, bounded (API_JSON_MAX_BYTES) and strict (tenants/api/parsers.py); the
     # document upload declares its own parsers (multipart, and JSON with the text).
     "DEFAULT_PARSER_CLASSES": ["tenants.api.parsers.StrictJSONParser"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "config.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "tenants.api.problems.problem_exception_handler",
     "UNAUTHENTICATED_USER": None,
 }
@@ -241,6 +241,14 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Request and response shapes apart: a required string of a request may not be blank.
+    "COMPONENT_SPLIT_REQUEST": True,
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "config.openapi.non_blank_strings",
+        "config.openapi.json_parameters",
+        "config.openapi.error_responses",
+    ],
 }
 # A key's last_used_at is written at most this often, so requests stay read-only.
 API_KEY_LAST_USED_RESOLUTION_SECONDS = int(os.environ.get("API_KEY_LAST_USED_RESOLUTION", "60"))

@@ -15,11 +15,9 @@ from django.views.defaults import bad_request, page_not_found, server_error
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from observability import views as observability
+from rag.api.openai.errors import OPENAI_PREFIX
 from rag.api.openai.errors import error_response as openai_error_response
-from tenants.api.problems import problem_response
-
-API_PREFIXES = ("/api/", "/v1/")
-OPENAI_PREFIX = "/v1/"
+from tenants.api.problems import API_PATH_PREFIXES, problem_response
 
 urlpatterns = [
     path("", lambda request: redirect("console:home")),
@@ -43,7 +41,7 @@ urlpatterns = [
 def _api_error(request: HttpRequest, status: int, code: str, detail: str) -> HttpResponse | None:
     if request.path.startswith(OPENAI_PREFIX):
         return openai_error_response(status, code, detail)
-    if request.path.startswith(API_PREFIXES):
+    if request.path.startswith(API_PATH_PREFIXES):
         return problem_response(status, code, detail)
     return None
 

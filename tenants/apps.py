@@ -10,6 +10,7 @@ class TenantsConfig(AppConfig):
 
     def ready(self) -> None:
         from . import roles  # noqa: F401  (checks the role of every new app connection)
+        from .api import schema  # noqa: F401  (the API keys' scheme in the OpenAPI schema)
 
         post_migrate.connect(_grant_platform_tables, sender=self)
 

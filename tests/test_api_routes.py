@@ -14,9 +14,9 @@ import pytest
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 
-from config.urls import API_PREFIXES
 from rag.models import Document
 from tenants.api.base import ANY_KEY, TenantAPIView
+from tenants.api.problems import API_PATH_PREFIXES
 from tenants.context import tenant_context
 from tenants.models import ApiKeyScope
 from tests.helpers import MODES, bearer
@@ -39,7 +39,7 @@ def tenant_routes() -> list[tuple[str, str, type]]:
     """(route, name, view class) of every API route but the public documentation."""
     routes = []
     for route, pattern in _walk(get_resolver().url_patterns):
-        if route.startswith(API_PREFIXES) and pattern.name not in PUBLIC:
+        if route.startswith(API_PATH_PREFIXES) and pattern.name not in PUBLIC:
             view = getattr(pattern.callback, "cls", None) or getattr(
                 pattern.callback, "view_class", None
             )

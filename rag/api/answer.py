@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_serializer
 from rest_framework import serializers
 from rest_framework.response import Response
 
@@ -10,6 +10,7 @@ from observability.timing import ANSWER_STAGES, server_timing
 from tenants.api.base import TenantAPIView
 from tenants.api.problems import Problem
 from tenants.api.quota import admit, quota_problem, with_headers
+from tenants.api.strict import StrictSerializer
 from tenants.models import ApiKeyScope
 from tenants.services.quotas import QuotaExceeded
 
@@ -17,12 +18,13 @@ from ..filters import FilterError
 from ..generation.gate import GeneratorBusy
 from ..services.answer import AnswerSession, answer_prepare
 from ..services.search import UnknownDocuments
-from .serializers import JSONObjectField, document_ids_field
+from .serializers import MAX_QUESTION_CHARS, JSONObjectField, document_ids_field
 from .sse import answer_sse_response
 
 
-class AnswerRequestSerializer(serializers.Serializer):
-    question = serializers.CharField(max_length=2000)
+@extend_schema_serializer(component_name="Answer")
+class AnswerRequestSerializer(StrictSerializer):
+    question = serializers.CharField(max_length=MAX_QUESTION_CHARS)
     k = serializers.IntegerField(min_value=1, max_value=20, default=5)
     filter = JSONObjectField(required=False, default=None, allow_null=True)
     document_ids = document_ids_field()
@@ -91,13 +93,25 @@ class AnswerView(TenantAPIView):
     @extend_schema(
         request=AnswerRequestSerializer,
         responses={
-            200: OpenApiResponse(
+            (200, "application/json"): OpenApiResponse(
                 AnswerResponseSerializer,
                 description="JSON, or with `stream: true` `text/event-stream`: `delta` events "
                 '(`{"text"}`), then one `done` event carrying the body below. `answer`, the '
                 "`delta` texts and the citations' titles and snippets are plain text, not HTML "
                 "(the model can emit markup): clients must escape them before display.",
-            )
+            ),
+            (200, "text/event-stream"): OpenApiResponse(
+                {
+                    "type": "object",
+                    "description": "One event of the stream; `data` is JSON.",
+                    "properties": {
+                        "event": {"type": "string", "enum": ["delta", "done", "error"]},
+                        "data": {"type": "string"},
+                    },
+                    "required": ["event", "data"],
+                },
+                description="With `stream: true`: the events above.",
+            ),
         },
     )
     def post(self, request):

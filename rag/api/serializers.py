@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field, extend_schema_serializer
 from rest_framework import serializers
 
 from tenants.api.parsers import InvalidJSON, strict_loads
+from tenants.api.strict import StrictSerializer
 
 from ..models import Document, DocumentStatus
 from ..services.search import MODES
 
 MAX_DOCUMENT_IDS = 1000
+# A search query, an answer's question, a chat's last user message: far beyond what the
+# embedding model reads (256 word pieces), bounded so no request tokenizes a book.
+MAX_QUESTION_CHARS = 2000
 
 
+@extend_schema_field(OpenApiTypes.OBJECT)
 class JSONObjectField(serializers.Field):
     """A JSON object, given either as JSON or (multipart, query string) as a string holding
     JSON; the string is read under the API's JSON rules (tenants.api.parsers)."""
@@ -96,14 +103,33 @@ class DocumentSerializer(serializers.ModelSerializer):
         return {"embedded": doc.chunks_embedded, "total": doc.chunks_total}
 
 
-class DocumentCreateSerializer(serializers.Serializer):
-    file = serializers.FileField(required=False, allow_empty_file=True)  # 422 from the service
-    text = serializers.CharField(required=False, trim_whitespace=False, allow_blank=True)
+class _DocumentFields(StrictSerializer):
     title = serializers.CharField(required=False, allow_blank=True, max_length=500, default="")
     external_id = serializers.CharField(
         required=False, allow_blank=True, max_length=255, default=""
     )
     metadata = JSONObjectField(required=False, default=dict)
+
+
+@extend_schema_serializer(component_name="DocumentText")
+class DocumentTextSerializer(_DocumentFields):
+    """The JSON upload as the schema describes it (validation is DocumentCreateSerializer's);
+    text with nothing but whitespace is refused with 422 by the service."""
+
+    text = serializers.CharField()
+
+
+@extend_schema_serializer(component_name="DocumentFile")
+class DocumentFileSerializer(_DocumentFields):
+    """The multipart upload as the schema describes it; an empty or unreadable file is refused
+    with 415 or 422 by the service."""
+
+    file = serializers.FileField()
+
+
+class DocumentCreateSerializer(_DocumentFields):
+    file = serializers.FileField(required=False, allow_empty_file=True)  # 422 from the service
+    text = serializers.CharField(required=False, trim_whitespace=False, allow_blank=True)
 
     def validate(self, attrs):
         if ("file" in attrs) == ("text" in attrs):
@@ -113,13 +139,38 @@ class DocumentCreateSerializer(serializers.Serializer):
         return attrs
 
 
+@extend_schema_field({"type": "object", "additionalProperties": {}, "x-json-parameter": True})
+class JSONObjectParameter(JSONObjectField):
+    """A JSON object in the query string, as one parameter holding JSON (config.openapi
+    describes it so), not exploded into one parameter per key."""
+
+
 class DocumentListParams(serializers.Serializer):
+    """`GET /documents` query parameters. Unknown ones are refused: a misspelt filter would
+    otherwise list every document."""
+
     status = serializers.ChoiceField(choices=DocumentStatus.choices, required=False)
-    metadata = JSONObjectField(required=False)
+    metadata = JSONObjectParameter(required=False, help_text="Metadata the documents must hold.")
+    limit = serializers.IntegerField(min_value=1, max_value=500, default=50)
+    offset = serializers.IntegerField(min_value=0, max_value=2**31 - 1, default=0)
+
+    def validate(self, attrs):
+        unknown = sorted(set(self.initial_data) - set(self.fields))
+        if unknown:
+            raise serializers.ValidationError(f"Unknown query parameters: {', '.join(unknown)}.")
+        return attrs
 
 
-class SearchRequestSerializer(serializers.Serializer):
-    query = serializers.CharField(max_length=2000)
+class DocumentPageSerializer(serializers.Serializer):
+    count = serializers.IntegerField()
+    next = serializers.URLField(allow_null=True)
+    previous = serializers.URLField(allow_null=True)
+    results = DocumentSerializer(many=True)
+
+
+@extend_schema_serializer(component_name="Search")
+class SearchRequestSerializer(StrictSerializer):
+    query = serializers.CharField(max_length=MAX_QUESTION_CHARS)
     k = serializers.IntegerField(min_value=1, max_value=50, default=5)
     mode = serializers.ChoiceField(choices=MODES, default="hybrid")
     filter = JSONObjectField(required=False, default=None, allow_null=True)

@@ -17,6 +17,7 @@ from tenants.api.base import TenantAPIView
 from tenants.api.parsers import InvalidJSON, strict_loads
 from tenants.api.problems import Problem
 from tenants.api.quota import admit, with_headers
+from tenants.api.strict import single_valued
 from tenants.models import ApiKeyScope, UsageKind
 from tenants.services.usage import usage_record
 
@@ -26,24 +27,24 @@ from ..services.documents import DocumentRejected, document_delete, document_sub
 from ..services.search import UnknownDocuments, search_run
 from .serializers import (
     DocumentCreateSerializer,
+    DocumentFileSerializer,
     DocumentListParams,
+    DocumentPageSerializer,
     DocumentSerializer,
+    DocumentTextSerializer,
     SearchRequestSerializer,
     SearchResponseSerializer,
 )
 
 
 class DocumentPagination(LimitOffsetPagination):
-    """`?limit=&offset=` as DRF reads them; the page itself comes from the selector, which
-    counts and slices inside the tenant's binding."""
+    """DRF's next/previous links for `?limit=&offset=` (validated by DocumentListParams, not
+    silently clamped); the page itself comes from the selector, which counts and slices
+    inside the tenant's binding."""
 
-    default_limit = 50
-    max_limit = 500
-
-    def window(self, request) -> tuple[int, int]:
-        self.request = request
-        self.limit, self.offset = self.get_limit(request), self.get_offset(request)
-        return self.offset, self.limit
+    def window(self, request, *, limit: int, offset: int) -> tuple[int, int]:
+        self.request, self.limit, self.offset = request, limit, offset
+        return offset, limit
 
     def respond(self, total: int, data: list):
         self.count = total
@@ -116,12 +117,18 @@ class DocumentListView(TenantAPIView):
             _reject_oversized(request)
         super().initial(request, *args, **kwargs)
 
-    @extend_schema(parameters=[DocumentListParams], responses=DocumentSerializer(many=True))
+    @extend_schema(
+        operation_id="api_v1_documents_list",
+        parameters=[DocumentListParams],
+        responses=DocumentPageSerializer,
+    )
     def get(self, request):
-        params = DocumentListParams(data=request.query_params)
+        params = DocumentListParams(data=single_valued(request.query_params))
         params.is_valid(raise_exception=True)
         paginator = DocumentPagination()
-        offset, limit = paginator.window(request)
+        offset, limit = paginator.window(
+            request, limit=params.validated_data["limit"], offset=params.validated_data["offset"]
+        )
         try:
             page = document_list(
                 tenant=request.user.tenant,
@@ -135,7 +142,10 @@ class DocumentListView(TenantAPIView):
         return paginator.respond(page.total, DocumentSerializer(page.documents, many=True).data)
 
     @extend_schema(
-        request=DocumentCreateSerializer,
+        request={
+            "application/json": DocumentTextSerializer,
+            "multipart/form-data": DocumentFileSerializer,
+        },
         responses={202: DocumentSerializer, 200: DocumentSerializer},
     )
     def post(self, request):

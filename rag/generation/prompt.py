@@ -2,10 +2,14 @@
 
 Retrieved text is untrusted: anyone who can upload a document can write "ignore previous
 instructions" into it. So (1) the system prompt says the sources are data, not instructions;
-(2) each source sits between <source> delimiters and any delimiter inside the text is defused;
-(3) untrusted text is tokenized with special tokens off, so a document that contains
+(2) each source sits between <source> delimiters and any delimiter inside untrusted text is
+defused; (3) untrusted text is tokenized with special tokens off, so a document that contains
 `<|im_start|>system` yields those characters, never the control tokens that open a turn.
 What is retrieved is decided by code and the tenant context before the model runs.
+
+Untrusted means everything but the template and SYSTEM_PROMPT: sources and their titles, the
+question, the conversation's turns and the application's instructions (an OpenAI client's
+`system` message is trusted to instruct, not to open turns or pose as a source).
 """
 
 from __future__ import annotations
@@ -80,16 +84,17 @@ def prompt_build(
     `max_tokens` is lowered if the question alone leaves too little room in the context.
     """
     history = list(history or [])
-    bare = _render(model, question, [], history, instructions)
-    room = model.n_ctx - len(bare[0])
-    max_tokens = max(1, min(max_tokens, room - _MIN_SOURCE_TOKENS))
     # The oldest turns go first when a conversation outgrows half the window.
-    dropped = 0
-    while history and len(bare[0]) > model.n_ctx // 2:
+    kept = _recent_turns(model, question, history, instructions, model.n_ctx // 2)
+    dropped = len(history) - len(kept)
+    history = kept
+    bare = _render(model, question, [], history, instructions)
+    while history and len(bare[0]) > model.n_ctx // 2:  # token seams: rarely runs
         history.pop(0)
         dropped += 1
         bare = _render(model, question, [], history, instructions)
     fixed = len(bare[0])
+    max_tokens = max(1, min(max_tokens, model.n_ctx - fixed - _MIN_SOURCE_TOKENS))
     budget = min(settings.ANSWER_CONTEXT_TOKENS, model.n_ctx - max_tokens - fixed)
     sources = _fit_sources(model, question, hits, budget)
     while True:
@@ -101,6 +106,31 @@ def prompt_build(
     return Prompt(
         tokens=tokens, sources=sources, max_tokens=max_tokens, text=text, history_dropped=dropped
     )
+
+
+def _recent_turns(
+    model: LoadedModel, question: str, history: list[Turn], instructions: str, limit: int
+) -> list[Turn]:
+    """The newest turns whose prompt fits in `limit` tokens, found newest first.
+
+    Why not render and drop the oldest until it fits: that tokenized the whole conversation
+    once per dropped turn, and 199 turns of 5,000 characters (a 1 MB request) took 48 s of
+    CPU. Each turn is tokenized once here, and none older than the first that does not fit.
+    """
+    if not history:
+        return []
+    bare = used = len(_render(model, question, [], [], instructions)[0])
+    overhead: dict[str, int] = {}  # tokens the template adds around a turn, by role
+    kept = 0
+    for turn in reversed(history):
+        if turn.role not in overhead:
+            empty = _render(model, question, [], [Turn(turn.role, "")], instructions)[0]
+            overhead[turn.role] = len(empty) - bare
+        used += overhead[turn.role] + len(model.tokenize(defuse(turn.content), special=False))
+        if used > limit:
+            break
+        kept += 1
+    return history[len(history) - kept :]
 
 
 def _fit_sources(model: LoadedModel, question: str, hits: list, budget: int) -> list[PromptSource]:
@@ -167,15 +197,14 @@ def _render(
     untrusted: list[str] = []
 
     def hold(value: str) -> str:
-        untrusted.append(value.replace("\x00", ""))  # a NUL could forge a placeholder
+        untrusted.append(defuse(value))  # defuse drops NULs too: one could forge a placeholder
         return _PLACEHOLDER.format(len(untrusted) - 1)
 
     system = SYSTEM_PROMPT
     if instructions.strip():
         system += APP_INSTRUCTIONS_HEADING + hold(instructions.strip())
     blocks = [
-        f'<source n="{s.n}" title="{hold(defuse(s.title))}">\n{hold(defuse(s.text))}\n</source>'
-        for s in sources
+        f'<source n="{s.n}" title="{hold(s.title)}">\n{hold(s.text)}\n</source>' for s in sources
     ]
     body = "<sources>\n" + "\n".join(blocks) + "\n</sources>" if blocks else "(no sources)"
     messages = [{"role": "system", "content": system}]

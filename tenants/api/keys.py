@@ -10,6 +10,7 @@ from ..models import ApiKey, ApiKeyScope
 from ..services.apikeys import apikey_create, apikey_list, apikey_revoke
 from .base import TenantAPIView
 from .problems import Problem
+from .strict import StrictSerializer
 
 
 class ApiKeySerializer(serializers.ModelSerializer):
@@ -27,8 +28,8 @@ class ApiKeySerializer(serializers.ModelSerializer):
         ]
 
 
-class ApiKeyCreateSerializer(serializers.Serializer):
-    name = serializers.CharField(max_length=100, required=False, default="")
+class ApiKeyCreateSerializer(StrictSerializer):
+    name = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
     scopes = serializers.ListField(
         child=serializers.ChoiceField(choices=ApiKeyScope.choices), allow_empty=False
     )

@@ -15,6 +15,8 @@ from rest_framework.views import exception_handler
 
 from tenants.api.unavailable import classify
 
+# Every path under it answers errors in this shape (config/urls.py, config/openapi.py).
+OPENAI_PREFIX = "/v1/"
 ERROR_TYPES = {
     401: "authentication_error",
     403: "permission_error",

@@ -2,13 +2,42 @@
 
 from __future__ import annotations
 
+from drf_spectacular.utils import extend_schema_field, extend_schema_serializer
 from rest_framework import serializers
 
-from ..serializers import JSONObjectField
+from tenants.api.schema import NOT_ONLY_WHITESPACE
+from tenants.api.strict import StrictSerializer
+
+from ...models import EMBEDDING_DIMENSIONS
+from ..serializers import MAX_QUESTION_CHARS, JSONObjectField
+from .errors import OpenAIError
 
 CHAT_ROLES = ("system", "developer", "user", "assistant")
+INSTRUCTION_ROLES = ("system", "developer")  # their messages are the app's instructions
+# Any other message, and the system/developer messages together (they are one instruction
+# block, tokenized whole into every prompt): four windows of the model, and a bound on the
+# tokenizing one request can ask for.
+MAX_MESSAGE_CHARS = 32_000
 
 
+@extend_schema_field(
+    {
+        "oneOf": [
+            {"type": "string", "maxLength": MAX_MESSAGE_CHARS},
+            {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "type": {"type": "string", "enum": ["text"]},
+                        "text": {"type": "string", "maxLength": MAX_MESSAGE_CHARS},
+                    },
+                    "required": ["type", "text"],
+                },
+            },
+        ]
+    }
+)
 class MessageContentField(serializers.Field):
     """A message's content: a string, or a list of `{"type": "text", "text": ...}` parts."""
 
@@ -28,16 +57,17 @@ class MessageContentField(serializers.Field):
         return value
 
 
-class ChatMessageSerializer(serializers.Serializer):
+class ChatMessageSerializer(StrictSerializer):
     role = serializers.ChoiceField(choices=CHAT_ROLES)
     content = MessageContentField()
 
 
-class StreamOptionsSerializer(serializers.Serializer):
+class StreamOptionsSerializer(StrictSerializer):
     include_usage = serializers.BooleanField(default=False)
 
 
-class ChatCompletionRequestSerializer(serializers.Serializer):
+@extend_schema_serializer(component_name="ChatCompletion")
+class ChatCompletionRequestSerializer(StrictSerializer):
     model = serializers.CharField(required=False, allow_blank=True, max_length=200)
     messages = ChatMessageSerializer(many=True, allow_empty=False, max_length=200)
     max_tokens = serializers.IntegerField(min_value=1, required=False, allow_null=True)
@@ -54,19 +84,76 @@ class ChatCompletionRequestSerializer(serializers.Serializer):
 
     def validate_messages(self, messages):
         if messages[-1]["role"] != "user" or not messages[-1]["content"].strip():
-            raise serializers.ValidationError("The last message must be a non-empty user message.")
+            # 422: well-formed messages (a schema cannot say which comes last).
+            raise OpenAIError(
+                422,
+                "invalid_messages",
+                "The last message must be a non-empty user message.",
+                param="messages",
+            )
+        # 400 for a message longer than any message may be (a schema can say it), 422 for the
+        # limits that depend on the message's place (a schema cannot).
+        for index, message in enumerate(messages):
+            if len(message["content"]) > MAX_MESSAGE_CHARS:
+                raise too_long(400, f"messages[{index}].content", MAX_MESSAGE_CHARS, message)
+        if len(messages[-1]["content"]) > MAX_QUESTION_CHARS:
+            raise too_long(
+                422, f"messages[{len(messages) - 1}].content", MAX_QUESTION_CHARS, messages[-1]
+            )
+        instructions = "".join(m["content"] for m in messages if m["role"] in INSTRUCTION_ROLES)
+        if len(instructions) > MAX_MESSAGE_CHARS:
+            raise too_long(422, "messages", MAX_MESSAGE_CHARS, {"content": instructions})
         return messages
 
 
-class EmbeddingRequestSerializer(serializers.Serializer):
-    input = serializers.JSONField()
+def too_long(status: int, param: str, limit: int, message: dict) -> OpenAIError:
+    """OpenAI's own code for an over-long message (its clients know it)."""
+    return OpenAIError(
+        status,
+        "string_above_max_length",
+        f"Invalid '{param}': too long. Expected at most {limit} characters, "
+        f"but got {len(message['content'])}.",
+        param=param,
+    )
+
+
+MAX_INPUTS = 256
+MAX_CHARS = 32_000
+_NON_BLANK_INPUT = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": MAX_CHARS,
+    "pattern": NOT_ONLY_WHITESPACE,
+}
+
+
+@extend_schema_field(
+    {
+        "oneOf": [
+            _NON_BLANK_INPUT,
+            {"type": "array", "items": _NON_BLANK_INPUT, "minItems": 1, "maxItems": MAX_INPUTS},
+        ]
+    }
+)
+class EmbeddingInputField(serializers.JSONField):
+    """`input`: one string or a list of strings (checked by the serializer's validate_input)."""
+
+
+@extend_schema_field({"type": "integer", "enum": [EMBEDDING_DIMENSIONS], "nullable": True})
+class DimensionsField(serializers.IntegerField):
+    """`dimensions`: the model's own, or none (anything else is refused by the view)."""
+
+
+@extend_schema_serializer(component_name="Embedding")
+class EmbeddingRequestSerializer(StrictSerializer):
+    input = EmbeddingInputField()
     model = serializers.CharField(required=False, allow_blank=True, max_length=200)
     encoding_format = serializers.ChoiceField(choices=("float", "base64"), default="float")
-    dimensions = serializers.IntegerField(required=False, allow_null=True)
+    dimensions = DimensionsField(required=False, allow_null=True)
     user = serializers.CharField(required=False, allow_blank=True)
 
-    MAX_INPUTS = 256
-    MAX_CHARS = 32_000
+    MAX_INPUTS = MAX_INPUTS
+    MAX_CHARS = MAX_CHARS
 
     def validate_input(self, value):
         texts = [value] if isinstance(value, str) else value

@@ -17,14 +17,15 @@ from tenants.services.usage import usage_record
 from ...embedding import embed_texts
 from ...generation.model import model_name
 from ...generation.prompt import Turn
+from ...models import EMBEDDING_DIMENSIONS
 from ...tokenizer import MODEL_MAX_TOKENS, count_tokens_batch
 from ..answer import start_answer
 from ..sse import EventStream, sse_event, sse_response
 from .errors import OpenAIError, error_body, openai_exception_handler
+from .schema import chat_schema, embeddings_schema, models_schema
 from .serializers import ChatCompletionRequestSerializer, EmbeddingRequestSerializer
 
 EMBEDDING_MODEL = "all-MiniLM-L6-v2"
-EMBEDDING_DIMENSIONS = 384
 
 
 class OpenAIView(TenantAPIView):
@@ -37,6 +38,7 @@ class OpenAIView(TenantAPIView):
 class ModelsView(OpenAIView):
     scopes = {"GET": ANY_KEY}
 
+    @models_schema
     def get(self, request):
         created = 0
         data = [
@@ -49,6 +51,7 @@ class ModelsView(OpenAIView):
 class EmbeddingsView(OpenAIView):
     scopes = {"POST": ApiKeyScope.QUERY}
 
+    @embeddings_schema
     def post(self, request):
         params = EmbeddingRequestSerializer(data=request.data)
         params.is_valid(raise_exception=True)
@@ -112,6 +115,7 @@ class ChatCompletionsView(OpenAIView):
 
     scopes = {"POST": ApiKeyScope.QUERY}
 
+    @chat_schema
     def post(self, request):
         params = ChatCompletionRequestSerializer(data=request.data)
         params.is_valid(raise_exception=True)
