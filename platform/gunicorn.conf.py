@@ -7,12 +7,17 @@ import os
 
 workers = int(os.environ.get("WEB_WORKERS", "1"))
 threads = int(os.environ.get("WEB_THREADS", "8"))
-worker_class = "gthread"
+# gthread with request heads gathered by its event loop, so slow clients cost no thread.
+worker_class = "config.web_worker.HeadBufferingWorker"
 timeout = int(os.environ.get("WEB_TIMEOUT", "120"))
 # Load the app in the master so a role that can bypass RLS stops the server before it binds.
 preload_app = True
 accesslog = "-"
 graceful_timeout = 10
+# Idle kept-alive connections cost a socket, not a thread (config/web_worker.py). Longer than
+# clients' usual pauses between requests: at gunicorn's 2 s default a client reusing a
+# connection just as the server closes it got no answer (seen in `make bench`'s load section).
+keepalive = int(os.environ.get("WEB_KEEPALIVE", "15"))
 
 
 def post_worker_init(worker):

@@ -23,12 +23,19 @@ def free_port() -> int:
 
 
 class WebServer:
-    def __init__(self, log_dir: Path, threads: int = 16, env: dict[str, str] | None = None):
+    def __init__(
+        self,
+        log_dir: Path,
+        threads: int = 16,
+        env: dict[str, str] | None = None,
+        collect_static: bool = True,
+    ):
         self.log_path = log_dir / "gunicorn.log"
         self.env = env  # another stack's servers (fault tests); None: this session's
         self.port = free_port()
         self.threads = threads
         self.proc: subprocess.Popen | None = None
+        self.collect_static = collect_static  # False: an API-only server (benchmarks)
 
     @property
     def url(self) -> str:
@@ -36,12 +43,13 @@ class WebServer:
 
     def start(self) -> None:
         # As `make run` does: gunicorn serves static files from STATIC_ROOT (whitenoise).
-        subprocess.run(
-            [sys.executable, str(ROOT / "manage.py"), "collectstatic", "--no-input", "-v0"],
-            cwd=ROOT,
-            env=self.env or service_env(),
-            check=True,
-        )
+        if self.collect_static:
+            subprocess.run(
+                [sys.executable, str(ROOT / "manage.py"), "collectstatic", "--no-input", "-v0"],
+                cwd=ROOT,
+                env=self.env or service_env(),
+                check=True,
+            )
         log = open(self.log_path, "w")  # noqa: SIM115 - lives with the process
         self.proc = subprocess.Popen(
             [
