@@ -201,9 +201,80 @@ def markdown(results: dict, plots: list[Path] | None = None) -> str:
             f"| overhead (client - direct) | {s['p50']} | {s['p95']} | {s['min']} | {s['max']} |",
             "",
         ]
+    if "load" in results:
+        lines += _load_markdown(results["load"])
     for plot in plots or []:
         lines += [f"![{plot.stem}]({plot.name})", ""]
     return "\n".join(lines)
+
+
+def _pcts(latency: dict, endpoint: str) -> str:
+    p = latency.get(endpoint, {})
+    return f"{p['p50']} / {p['p95']} / {p['p99']}" if p.get("n") else "-"
+
+
+def _load_markdown(r: dict) -> list[str]:
+    mix, modes = r["mix"], ", ".join(f"{n} {m}" for m, n in r["modes"].items())
+    lines = [
+        "## Load",
+        "",
+        "Locust (`FastHttpUser`, one per tenant; an open-loop schedule at fixed rates) over "
+        f"HTTP against gunicorn ({r['gunicorn']['workers']} process, "
+        f"{r['gunicorn']['threads']} threads, platform/gunicorn.conf.py) and a Celery worker; "
+        "the load generator runs on the same cores. "
+        f"{r['tenants']} tenants ({modes}), {r['documents_per_tenant']} documents each. Mix: "
+        f"answers {mix['answer_share']:.0%} of the rate (at most {mix['answer_max_rps']}/s, "
+        f"max_tokens {mix['answer_max_tokens']}, cache off), uploads "
+        f"{mix['upload_share']:.0%}, the rest hybrid searches; a second ladder leaves the "
+        "answers out. Client ms of the 2xx responses, p50 / p95 / p99.",
+        "",
+        "| step | offered rps | requests | search | answer | upload | 5xx | 429 | errors |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for s in r["steps"]:
+        if s.get("skipped"):
+            lines.append(
+                f"| {s['name']} | {s['offered_rps']} | skipped: search p95 was past 1 s at a "
+                "lower rate | | | | | | |"
+            )
+            continue
+        cells = [_pcts(s["latency_ms"], e) for e in ("search", "answer", "upload")]
+        lines.append(
+            f"| {s['name']} ({s['seconds']} s) | {s['offered_rps']} | {s['requests']} | "
+            f"{' | '.join(cells)} | {s['5xx']} | {s['429']} | {s['errors']} |"
+        )
+    best, target = r["highest_rps_search_p95_under_target"], r["target_search_p95_ms"]
+    stated, q, u = r["stated"], r["429"], r["uploads"]
+    by_mode = ", ".join(
+        f"{m} {p['p95']}" for m, p in stated["search_by_mode_ms"].items() if p.get("n")
+    )
+    quiet = r["highest_rps_without_answers"]
+    lines += [
+        "",
+        f"- **Highest offered rate with search p95 under {target} ms: "
+        + (f"{best} requests/s**" if best else "none of the rates tried**")
+        + " with answers in the mix; without answers: "
+        + (f"{quiet} requests/s." if quiet else "none of the rates tried."),
+        f"- Stated rate ({stated['offered_rps']} requests/s for {stated['seconds']} s): "
+        f"search p95 by mode (ms): {by_mode}.",
+        f"- 5xx: {r['5xx']}; connection errors: {r['errors']}.",
+        f"- 429: {q['total']}, of which {q['expected']} where the quotas say (tight quotas: "
+        f"{r['tight_quotas']}) and {q['unexpected']} unexpected.",
+        f"- Uploads: {u['accepted']} accepted, {u['ready']} ready, {u['failed']} failed, "
+        f"{u['pending']} still pending after {u['ready_within_s']} s: **{u['lost']} lost**.",
+    ]
+    if q["by_tenant"]:
+        lines += ["", "| tenant | mode | endpoint | limit | 429 | admitted |"]
+        lines.append("| --- | --- | --- | --- | --- | --- |")
+        for row in q["by_tenant"]:
+            limit = row["tight"] or f"concurrent generations ({row['kind']})"
+            lines.append(
+                f"| {row['tenant']} | {row['mode']} | {row['endpoint']} | {limit} | "
+                f"{row['count']} | {row['admitted']} |"
+            )
+    if r["problems"]:
+        lines += ["", "First failures:", ""] + [f"- `{p}`" for p in r["problems"][:5]]
+    return [*lines, ""]
 
 
 def _plots(results: dict, out: Path) -> list[Path]:
@@ -245,4 +316,39 @@ def _plots(results: dict, out: Path) -> list[Path]:
         paths.append(out / "ingestion_stages.png")
         fig.savefig(paths[-1], dpi=110)
         plt.close(fig)
+    if "load" in results:
+        paths.append(_load_plot(plt, results["load"], out / "load_p95.png"))
     return paths
+
+
+def _load_plot(plt, r: dict, path: Path) -> Path:
+    """p95 per endpoint against the offered rate (the ladders as lines, the stated run as
+    crosses), with the search target."""
+    ran = [s for s in r["steps"] if not s.get("skipped")]
+    series = [
+        ("mixed", "o-", "{}"),
+        ("no answers", "s--", "{} (no answers)"),
+        (None, "X", f"{{}} (stated rate, {r['stated']['seconds']} s)"),
+    ]
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for endpoint, colour in (("search", "C0"), ("answer", "C1"), ("upload", "C2")):
+        for ladder, style, label in series:
+            points = [
+                (s["offered_rps"], s["latency_ms"][endpoint]["p95"])
+                for s in ran
+                if s.get("ladder") == ladder and s["latency_ms"].get(endpoint, {}).get("n")
+            ]
+            if points:
+                xs, ys = zip(*points, strict=True)
+                name = label.format(endpoint)
+                ax.plot(xs, ys, style, color=colour, label=name, markersize=5)
+    target = r["target_search_p95_ms"]
+    ax.axhline(target, color="grey", linestyle=":", linewidth=1, label=f"search target {target} ms")
+    ax.set_yscale("log")
+    ax.set_xlabel("offered requests/s (all endpoints)")
+    ax.set_ylabel("p95 ms (client, 2xx)")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -3,9 +3,9 @@ throwaway embedded PostgreSQL and Redis (config.test_settings), on this machine.
 
     python benchmarks/run.py [--size small|default|large] [--out DIR] [section ...]
 
-Sections: ingestion, search, answer, noisy, overhead (all by default). `--size small` is what
-the smoke test in `make test` runs; `large` adds the 1M-chunk search. The report goes to
-var/bench/ (report.md, results.json, *.png).
+Sections: ingestion, search, answer, noisy, overhead, load (all by default).
+`--size small` is what the smoke test in `make test` runs; `large` adds the 1M-chunk search.
+The report goes to var/bench/ (report.md, results.json, *.png).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
-SECTIONS = ("ingestion", "search", "answer", "noisy", "overhead")
+SECTIONS = ("ingestion", "search", "answer", "noisy", "overhead", "load")
 
 _DEFAULT = {
     "ingestion": {"docs": 24, "paragraphs": 20, "repetitions": 3},
@@ -27,6 +27,20 @@ _DEFAULT = {
     "answer": {"documents": 24, "rounds": 5, "max_tokens": 128, "questions": 24},
     "noisy": {"chunks": 2000, "queries": 60, "flooders": 4, "answers": True},
     "overhead": {"chunks": 2000, "queries": 50},
+    "load": {
+        "tenants": 20,
+        "documents": 3,
+        "rates": [5, 10, 15, 20, 30, 40],
+        "rates_without_answers": [5, 10, 15, 20, 30],
+        "step_seconds": 15,
+        "rate": 10,
+        "seconds": 60,
+        "answer_share": 0.05,
+        "answer_max_rps": 0.2,
+        "upload_share": 0.05,
+        "answer_max_tokens": 8,
+        "tight": {"search_per_hour": 30, "ingest_per_hour": 1},
+    },
 }
 SIZES = {
     "small": {
@@ -35,6 +49,20 @@ SIZES = {
         "answer": {"documents": 3, "rounds": 1, "max_tokens": 24, "questions": 2},
         "noisy": {"chunks": 300, "queries": 12, "flooders": 2, "answers": False},
         "overhead": {"chunks": 300, "queries": 8},
+        "load": {
+            "tenants": 3,
+            "documents": 1,
+            "rates": [],
+            "rates_without_answers": [],
+            "step_seconds": 5,
+            "rate": 5,
+            "seconds": 5,
+            "answer_share": 0.05,
+            "answer_max_rps": 0.25,
+            "upload_share": 0.2,
+            "answer_max_tokens": 4,
+            "tight": {"search_per_hour": 3},
+        },
     },
     "default": _DEFAULT,
     "large": {**_DEFAULT, "search": {**_DEFAULT["search"], "sizes": [10_000, 100_000, 1_000_000]}},
@@ -85,6 +113,10 @@ def _section(name: str, params: dict, peer: bool) -> dict:
         from .overhead import bench_overhead
 
         return bench_overhead(**params)
+    if name == "load":
+        from .load import bench_load
+
+        return bench_load(**params)
     raise ValueError(f"unknown section {name!r}; sections are: {', '.join(SECTIONS)}")
 
 

@@ -24,9 +24,16 @@ def test_every_section_runs_at_the_small_size(pg, tmp_path):
     assert results["noisy"]["b_p95_ratio"] > 0
     assert results["overhead"]["overhead_ms"]["n"] == 8
     assert results["answer"]["ttft"]["requests"] > 0
+    load = results["load"]
+    assert load["stated"]["latency_ms"]["search"]["n"] > 0
+    assert load["5xx"] == 0
+    assert load["uploads"]["accepted"] > 0 and load["uploads"]["lost"] == 0
+    # The one tight quota was reached, and nothing else was refused.
+    assert load["429"]["expected"] > 0 and load["429"]["unexpected"] == 0
     assert json.loads((tmp_path / "results.json").read_text())["size"] == "small"
     report = (tmp_path / "report.md").read_text()
-    for heading in ("## Ingestion", "## Search", "## Answers", "## Noisy", "## API overhead"):
+    headings = ("## Ingestion", "## Search", "## Answers", "## Noisy", "## API overhead", "## Load")
+    for heading in headings:
         assert heading in report
 
 
