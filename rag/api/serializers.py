@@ -10,7 +10,7 @@ from tenants.api.parsers import InvalidJSON, strict_loads
 from tenants.api.strict import StrictSerializer
 
 from ..models import Document, DocumentStatus
-from ..services.search import MODES
+from ..services.search import GROUP_BY, MODES
 
 MAX_DOCUMENT_IDS = 1000
 # A search query, an answer's question, a chat's last user message: far beyond what the
@@ -175,6 +175,12 @@ class SearchRequestSerializer(StrictSerializer):
     mode = serializers.ChoiceField(choices=MODES, default="hybrid")
     filter = JSONObjectField(required=False, default=None, allow_null=True)
     document_ids = document_ids_field()
+    group_by = serializers.ChoiceField(
+        choices=GROUP_BY,
+        default="chunk",
+        help_text="`document`: `k` documents, each with its best chunks (`documents`).",
+    )
+    chunks_per_document = serializers.IntegerField(min_value=1, max_value=10, default=3)
 
 
 class SearchHitSerializer(serializers.Serializer):
@@ -187,6 +193,24 @@ class SearchHitSerializer(serializers.Serializer):
     metadata = serializers.DictField()
 
 
+class DocumentChunkSerializer(serializers.Serializer):
+    chunk_id = serializers.IntegerField()
+    heading_path = serializers.CharField()
+    text = serializers.CharField()
+    score = serializers.FloatField()
+
+
+class DocumentHitSerializer(serializers.Serializer):
+    document_id = serializers.UUIDField()
+    title = serializers.CharField()
+    score = serializers.FloatField(help_text="Its best chunk's.")
+    metadata = serializers.DictField()
+    chunks = DocumentChunkSerializer(many=True)
+
+
 class SearchResponseSerializer(serializers.Serializer):
     results = SearchHitSerializer(many=True)
+    documents = DocumentHitSerializer(
+        many=True, required=False, help_text="With `group_by: document` only."
+    )
     timings = serializers.DictField(child=serializers.FloatField())

@@ -4,6 +4,8 @@ only the caller's store."""
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 from django.conf import settings
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
@@ -215,6 +217,8 @@ class SearchView(TenantAPIView):
                 mode=mode,
                 filters=params.validated_data["filter"],
                 document_ids=params.validated_data.get("document_ids"),
+                group_by=params.validated_data["group_by"],
+                chunks_per_document=params.validated_data["chunks_per_document"],
                 api_key=request.auth,
                 source="api",
             )
@@ -223,6 +227,8 @@ class SearchView(TenantAPIView):
         except UnknownDocuments as exc:
             raise Problem(404, "not_found", str(exc)) from exc
         body = {"results": [hit.__dict__ for hit in result.hits], "timings": result.timings}
+        if result.documents is not None:
+            body["documents"] = [asdict(d) for d in result.documents]
         response = Response(SearchResponseSerializer(body).data)
         response["Server-Timing"] = server_timing(result.timings, SEARCH_STAGES)
         return with_headers(response, rate_limit)

@@ -50,10 +50,50 @@ class SearchHit:
     metadata: dict
 
 
+@dataclass(frozen=True)
+class DocumentHit:
+    """A document among a search's results: its best chunks, best first, and the best one's
+    score (the document's rank). What readers of a manual want: pages, not fragments."""
+
+    document_id: str
+    title: str
+    score: float
+    metadata: dict
+    chunks: list[SearchHit]
+
+
 @dataclass
 class SearchResult:
     hits: list[SearchHit]
     timings: dict = field(default_factory=dict)
+    documents: list[DocumentHit] | None = None  # with group_by="document"
+
+
+# pgvector refuses a larger hnsw.ef_search; the iterative scan finds rows past it.
+HNSW_EF_SEARCH_MAX = 1000
+GROUP_BY = ("chunk", "document")
+# With group_by="document", chunks ranked per document asked for: enough for each document's
+# top chunks, and to fill k documents when a few documents hold most of the best chunks.
+CANDIDATES_PER_DOCUMENT = 4
+MAX_CANDIDATES = 300
+
+
+def documents_grouped(hits: list[SearchHit], k: int, per_document: int) -> list[DocumentHit]:
+    """The first `k` distinct documents of ranked `hits`, each with up to `per_document` of
+    its chunks in rank order; a document ranks by its best chunk."""
+    groups: dict[str, list[SearchHit]] = {}
+    for hit in hits:
+        chunks = groups.get(hit.document_id)
+        if chunks is None:
+            if len(groups) == k:
+                continue
+            chunks = groups[hit.document_id] = []
+        if len(chunks) < per_document:
+            chunks.append(hit)
+    return [
+        DocumentHit(c[0].document_id, c[0].title, c[0].score, c[0].metadata, c)
+        for c in groups.values()
+    ]
 
 
 def chunk_search(
@@ -149,7 +189,7 @@ def _vector_ids(cursor, vector, limit: int, clauses, params) -> list[tuple[int, 
         "set_config('hnsw.iterative_scan', 'relaxed_order', true), "
         "set_config('hnsw.ef_search', %s, true) "
         "FROM rag_document WHERE status = 'ready'",
-        [str(max(settings.HNSW_EF_SEARCH, 2 * limit))],
+        [str(min(max(settings.HNSW_EF_SEARCH, 2 * limit), HNSW_EF_SEARCH_MAX))],
     )
     tenant_chunks, table_rows, *_ = cursor.fetchone()
     exact = _search_exactly(tenant_chunks, max(int(table_rows), tenant_chunks), limit)
@@ -255,17 +295,33 @@ def search_run(
     mode: str = "hybrid",
     filters: dict | None = None,
     document_ids: list | None = None,
+    group_by: str = "chunk",
+    chunks_per_document: int = 3,
     api_key=None,
     source: str = "api",
 ) -> SearchResult:
     """A search as a caller asks for it (the API, `manage.py search`): run, metered on the
     tenant's ledger and written to its query log, the same way whichever interface asked.
     Raises TenantNotActive for a suspended tenant, and what chunk_search raises; nothing is
-    metered or logged for a refused search."""
+    metered or logged for a refused search.
+
+    With `group_by="document"`, `k` counts documents: more chunks are ranked, then grouped
+    (`documents_grouped`), and `hits` holds the grouped chunks in rank order."""
     tenant_require_active(tenant=tenant)
+    grouped = group_by == "document"
+    candidates = min(k * chunks_per_document * CANDIDATES_PER_DOCUMENT, MAX_CANDIDATES)
     result = chunk_search(
-        tenant=tenant, query=query, k=k, mode=mode, filters=filters, document_ids=document_ids
+        tenant=tenant,
+        query=query,
+        k=candidates if grouped else k,
+        mode=mode,
+        filters=filters,
+        document_ids=document_ids,
     )
+    if grouped:
+        result.documents = documents_grouped(result.hits, k, chunks_per_document)
+        kept = {hit.chunk_id for d in result.documents for hit in d.chunks}
+        result.hits = [hit for hit in result.hits if hit.chunk_id in kept]
     usage_record(
         tenant=tenant,
         api_key=api_key,
