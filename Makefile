@@ -43,11 +43,13 @@ test-fast: $(STAMP)
 	$(PY) -m pytest -m unit -q
 
 # System programs some tests drive: Chromium (browser tests), binutils' objdump (the native
-# code portability check) and PgBouncer (the suite part run behind a transaction pooler).
-# Installed with apt when missing and apt can (as root); without Chromium the browser tests
-# are skipped with the reason, without objdump or PgBouncer their tests fail.
+# code portability check), PgBouncer (the suite part run behind a transaction pooler) and
+# Django's documentation (the corpus of the benchmarks' quality section, which the smoke test
+# runs). Installed with apt when missing and apt can (as root); without Chromium the browser
+# tests are skipped with the reason, without the others their tests fail.
 test-packages:
 	@missing=""; command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	  [ -d $(DJANGO_DOCS) ] || missing="$$missing python-django-doc"; \
 	  command -v objdump >/dev/null 2>&1 || missing="$$missing binutils"; \
 	  command -v pgbouncer >/dev/null 2>&1 || [ -x /usr/sbin/pgbouncer ] || missing="$$missing pgbouncer"; \
 	  if [ -n "$$missing" ] && command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
@@ -62,7 +64,14 @@ lint: $(STAMP)
 clean:
 	rm -rf $(VENV) var/staticfiles
 
-# SIZE=small|default|large
+# SIZE=small|default|large. The quality section reads Django's documentation from Debian's
+# python-django-doc, installed here when missing and apt can (as root).
 SIZE ?= default
+DJANGO_DOCS = /usr/share/doc/python-django-doc/html
 bench: $(STAMP)
+	@if [ ! -d $(DJANGO_DOCS) ] && command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	  echo "==> Installing python-django-doc (the quality section's corpus)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python-django-doc \
+	    >/dev/null || echo "Could not install python-django-doc: the quality section will say so."; \
+	fi
 	$(PY) benchmarks/run.py --size $(SIZE)

@@ -203,9 +203,49 @@ def markdown(results: dict, plots: list[Path] | None = None) -> str:
         ]
     if "load" in results:
         lines += _load_markdown(results["load"])
+    if "quality" in results:
+        lines += _quality_markdown(results["quality"])
     for plot in plots or []:
         lines += [f"![{plot.stem}]({plot.name})", ""]
     return "\n".join(lines)
+
+
+def _quality_markdown(r: dict) -> list[str]:
+    lines = [
+        "## Retrieval quality",
+        "",
+        f"{r['pages']} pages of Debian's `{r['corpus']}` uploaded through `POST /api/v1/documents`"
+        f" ({r['chunks']} chunks, ingested in {r['ingestion_s']} s, {len(r['failed'])} failed); "
+        f"{r['questions']} questions (benchmarks/quality_questions.json) through "
+        "`POST /api/v1/search` (k=20), hits collapsed to distinct pages. Baselines on the same "
+        f"pages, in process: {r['baseline_chunk_words']}-word chunks ({r['baseline_chunks']}), "
+        "the same MiniLM model, exact cosine; and that fused by RRF (k=60) with PostgreSQL "
+        "full text.",
+        "",
+        "| retrieval | recall@5 | MRR@5 | nDCG@10 |",
+        "| --- | --- | --- | --- |",
+    ]
+    rows = [(f"platform {mode}", s) for mode, s in r["modes"].items()]
+    rows += [
+        ("baseline: 250-word chunks, cosine", r["baselines"]["naive_vector"]),
+        ("baseline: cosine + full text, RRF", r["baselines"]["naive_vector_fts_rrf"]),
+    ]
+    for label, s in rows:
+        lines.append(f"| {label} | {s['recall_at_5']} | {s['mrr_at_5']} | {s['ndcg_at_10']} |")
+    lines += [
+        "",
+        "Of the platform's first five hits: share of short chunks (< 40 words), of release "
+        "notes, and of hits from a page that answers.",
+        "",
+        "| mode | short | release notes | answering |",
+        "| --- | --- | --- | --- |",
+    ]
+    for mode, d in r["diagnostics"].items():
+        lines.append(
+            f"| {mode} | {d['short_hit_share']} | {d['release_notes_share']} "
+            f"| {d['relevant_hit_share']} |"
+        )
+    return [*lines, ""]
 
 
 def _pcts(latency: dict, endpoint: str) -> str:

@@ -3,7 +3,7 @@ throwaway embedded PostgreSQL and Redis (config.test_settings), on this machine.
 
     python benchmarks/run.py [--size small|default|large] [--out DIR] [section ...]
 
-Sections: ingestion, search, answer, noisy, overhead, load (all by default).
+Sections: ingestion, search, answer, noisy, overhead, load, quality (all by default).
 `--size small` is what the smoke test in `make test` runs; `large` adds the 1M-chunk search.
 The report goes to var/bench/ (report.md, results.json, *.png).
 """
@@ -19,7 +19,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
-SECTIONS = ("ingestion", "search", "answer", "noisy", "overhead", "load")
+SECTIONS = ("ingestion", "search", "answer", "noisy", "overhead", "load", "quality")
 
 _DEFAULT = {
     "ingestion": {"docs": 24, "paragraphs": 20, "repetitions": 3},
@@ -41,6 +41,7 @@ _DEFAULT = {
         "answer_max_tokens": 8,
         "tight": {"search_per_hour": 30, "ingest_per_hour": 1},
     },
+    "quality": {"pages": 0, "questions": 0},  # every page and every question
 }
 SIZES = {
     "small": {
@@ -63,6 +64,7 @@ SIZES = {
             "answer_max_tokens": 4,
             "tight": {"search_per_hour": 3},
         },
+        "quality": {"pages": 30, "questions": 6},
     },
     "default": _DEFAULT,
     "large": {**_DEFAULT, "search": {**_DEFAULT["search"], "sizes": [10_000, 100_000, 1_000_000]}},
@@ -117,6 +119,10 @@ def _section(name: str, params: dict, peer: bool) -> dict:
         from .load import bench_load
 
         return bench_load(**params)
+    if name == "quality":
+        from .quality import bench_quality
+
+        return bench_quality(**params)
     raise ValueError(f"unknown section {name!r}; sections are: {', '.join(SECTIONS)}")
 
 

@@ -30,9 +30,17 @@ def test_every_section_runs_at_the_small_size(pg, tmp_path):
     assert load["uploads"]["accepted"] > 0 and load["uploads"]["lost"] == 0
     # The one tight quota was reached, and nothing else was refused.
     assert load["429"]["expected"] > 0 and load["429"]["unexpected"] == 0
+    quality = results["quality"]
+    assert quality["failed"] == [] and quality["documents"] == quality["pages"] == 30
+    assert quality["questions"] == 6 and quality["chunks"] > 0
+    # Every small-size question is answerable from what was ingested: a ranking that never
+    # finds its pages (an ingestion or id-mapping regression) fails here.
+    for row in (*quality["modes"].values(), *quality["baselines"].values()):
+        assert row["recall_at_5"] > 0 and 0 < row["ndcg_at_10"] <= 1
     assert json.loads((tmp_path / "results.json").read_text())["size"] == "small"
     report = (tmp_path / "report.md").read_text()
     headings = ("## Ingestion", "## Search", "## Answers", "## Noisy", "## API overhead", "## Load")
+    headings += ("## Retrieval quality",)
     for heading in headings:
         assert heading in report
 
