@@ -14,11 +14,17 @@ from celery import shared_task
 
 
 @shared_task
-def connection_state(path: str) -> None:
-    """Write the connection's `app.tenant_id`, `search_path` and the binding to `path`."""
+def connection_state(path: str, fresh: bool = False) -> None:
+    """Write the connection's `app.tenant_id`, `search_path` and the binding to `path`.
+
+    `fresh`: open a new connection first, so it cannot reach DB_CONN_MAX_AGE (and be replaced
+    between tasks) during the test that follows."""
     from django.db import connections
 
     from tenants.context import current_binding
+
+    if fresh:
+        connections["default"].close()
 
     with connections["default"].cursor() as cursor:
         cursor.execute(

@@ -11,8 +11,8 @@ from tests.celery_probe import connection_state, fail_inside_binding
 from tests.helpers import wait_until
 
 
-def _probe(path: Path, timeout: float = 60) -> dict:
-    connection_state.delay(str(path))
+def _probe(path: Path, timeout: float = 60, fresh: bool = False) -> dict:
+    connection_state.delay(str(path), fresh)
     wait_until(path.exists, timeout=timeout, message="the worker never ran the probe")
     return json.loads(path.read_text())
 
@@ -28,7 +28,9 @@ def test_a_task_after_a_bridge_ingestion_and_after_a_failure_finds_a_clean_conne
 ):
     tenant = make_tenant("bridge")  # its binding sets a search_path as well as the tenant
     key = make_key(tenant)
-    before = _probe(tmp_path / "before.json")
+    # A new connection now: a kept one that passed DB_CONN_MAX_AGE meanwhile would be replaced
+    # after the task, and the pids below would differ for that reason alone.
+    before = _probe(tmp_path / "before.json", fresh=True)
     document = wait_done(key, upload(key, text="Beavers build dams of branches.").json()["id"])
     assert document["status"] == "ready"
     after_ingestion = _probe(tmp_path / "after-ingestion.json")
