@@ -27,6 +27,8 @@ from datetime import datetime
 import redis
 from django.conf import settings
 from django.db import connections
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from ..context import current_binding, data_alias
 from ..models import Tenant, TenantQuota, UsageKind
@@ -279,7 +281,15 @@ def redis_client() -> redis.Redis:
             if _redis is None:
                 url = settings.REDIS_URL
                 # Redis down is a prompt 503 (generation slots fail closed), never a hang.
-                timeouts = {"socket_timeout": 2, "socket_connect_timeout": 2}
+                # redis-py's default retries three times with backoff (3.8 s against a dead
+                # socket); one immediate retry on a refused or reset connection still covers a
+                # pooled connection that Redis dropped when it restarted, and a timeout is not
+                # waited out twice. Every script is idempotent per lease id.
+                timeouts = {
+                    "socket_timeout": 2,
+                    "socket_connect_timeout": 2,
+                    "retry": Retry(NoBackoff(), 1, supported_errors=(redis.ConnectionError,)),
+                }
                 if url.startswith("redis+socket://"):
                     path = url.removeprefix("redis+socket://")
                     _redis = redis.Redis(unix_socket_path=path, **timeouts)

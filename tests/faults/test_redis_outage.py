@@ -11,6 +11,8 @@ nothing and consumes nothing after a reset.
 from tests.faults.stack import long_text
 
 PROMPT_SECONDS = 5
+# A refused connection is not retried with backoff: redis-py's default retries alone took 3.8 s.
+REFUSED_SECONDS = 3
 
 
 def test_redis_killed_then_back(stack):
@@ -35,7 +37,7 @@ def test_redis_killed_then_back(stack):
         assert status == 503, body
         assert headers["Content-Type"] == "application/problem+json"
         assert body["code"] == "redis_unavailable" and int(headers["Retry-After"]) > 0
-        assert seconds < PROMPT_SECONDS
+        assert seconds < REFUSED_SECONDS
 
         status, _, found, seconds = stack.call(
             "POST", "/api/v1/search", {"query": "lighthouse", "mode": "keyword"}
