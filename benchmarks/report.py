@@ -66,6 +66,8 @@ def environment() -> dict:
                 "SEARCH_EXACT_BELOW_CHUNKS",
                 "HNSW_EF_SEARCH",
                 "KEYWORD_CANDIDATES",
+                "KEYWORD_RANK_MAX",
+                "CHUNK_MIN_TOKENS",
             )
         },
     }

@@ -269,6 +269,8 @@ EMBEDDING_BATCH_SIZE = int(os.environ.get("EMBEDDING_BATCH_SIZE", "32"))
 EMBEDDING_MALLOC_KEEP_MB = int(os.environ.get("EMBEDDING_MALLOC_KEEP_MB", "512"))
 CHUNK_MAX_TOKENS = int(os.environ.get("CHUNK_MAX_TOKENS", "200"))
 CHUNK_OVERLAP_TOKENS = int(os.environ.get("CHUNK_OVERLAP_TOKENS", "32"))
+# A section shorter than this joins its neighbour in one chunk (rag.chunking._joined_small).
+CHUNK_MIN_TOKENS = int(os.environ.get("CHUNK_MIN_TOKENS", "64"))
 RAG_MAX_UPLOAD_BYTES = int(os.environ.get("RAG_MAX_UPLOAD_BYTES", str(20 * 1024 * 1024)))
 # Metadata of one document, as JSON (413 `metadata_too_large` above); counted in its storage.
 RAG_MAX_METADATA_BYTES = int(os.environ.get("RAG_MAX_METADATA_BYTES", str(16 * 1024)))
@@ -290,8 +292,11 @@ SEARCH_EXACT_CROSSOVER = float(os.environ.get("SEARCH_EXACT_CROSSOVER", "3"))
 # HNSW candidate list; never below the number of rows a query asks for. Iterative scans keep
 # walking when row-level security or a filter drops candidates, so a small list is enough.
 HNSW_EF_SEARCH = int(os.environ.get("HNSW_EF_SEARCH", "40"))
-# Keyword search ranks at most this many matching chunks (bounded time for common words).
+# Keyword search: a word held by fewer of the tenant's chunks than KEYWORD_CANDIDATES is rare,
+# and the chunks holding a rare word are the candidates ranked (so at most this many per word).
+# A query of common words only ranks at most KEYWORD_RANK_MAX chunks (bounded time).
 KEYWORD_CANDIDATES = int(os.environ.get("KEYWORD_CANDIDATES", "200"))
+KEYWORD_RANK_MAX = int(os.environ.get("KEYWORD_RANK_MAX", "5000"))
 # The query log keeps each question's text (in the tenant's own store); off: only its SHA-256.
 QUERY_LOG_STORE_TEXT = env_bool("QUERY_LOG_STORE_TEXT", True)
 CELERY_BEAT_SCHEDULE = {

@@ -54,6 +54,7 @@ def document_chunk(
     title: str = "",
     max_tokens: int = MODEL_MAX_TOKENS,
     overlap_tokens: int = 32,
+    min_tokens: int = 0,
 ) -> list[ChunkDraft]:
     """Split a parsed document into chunks of at most `max_tokens - 2` word pieces.
 
@@ -67,13 +68,28 @@ def document_chunk(
         raise ValueError(f"max_tokens must be at least {MIN_BUDGET + SPECIAL_TOKENS_PER_SEQUENCE}")
     overlap = max(0, min(overlap_tokens, budget // 2))
     drafts: list[ChunkDraft] = []
-    for path, paragraphs in _sections(list(blocks), title):
+    for path, paragraphs in _joined_small(_sections(list(blocks), title), min_tokens, budget):
         counts = count_tokens_batch(paragraphs)
         for text, count in _pack(paragraphs, counts, budget, overlap):
             drafts.append(
                 ChunkDraft(ordinal=len(drafts), text=text, heading_path=path, token_count=count)
             )
     return drafts
+
+
+def embedding_text(*, title: str, heading_path: str, text: str) -> str:
+    """What the embedding model reads for a chunk: the document's title and the chunk's heading
+    path above its text.
+
+    A passage rarely names its subject ("Use the cache backend for speed."); its page and
+    section do. On Django's documentation (make bench, quality) embedding them with the text
+    lifted vector recall@5 from 0.84 to 0.96 and MRR@5 from 0.62 to 0.74. Only the embedding
+    reads them: the stored text, what a citation quotes, is the passage alone. The model cuts
+    what exceeds its window from the end, so a long title costs the passage's last words, and
+    CHUNK_MAX_TOKENS leaves room below the window for a title and a path.
+    """
+    context = "\n".join(part for part in (title.strip(), heading_path.strip()) if part)
+    return f"{context}\n\n{text}" if context else text
 
 
 def _sections(blocks: list[Block], title: str) -> list[tuple[str, list[str]]]:
@@ -108,6 +124,36 @@ def _sections(blocks: list[Block], title: str) -> list[tuple[str, list[str]]]:
         if headings:
             sections.append(("", headings))
     return sections
+
+
+def _joined_small(
+    sections: list[tuple[str, list[str]]], min_tokens: int, budget: int
+) -> list[tuple[str, list[str]]]:
+    """A section shorter than `min_tokens` joined with its neighbour (the next one, or the one
+    before when it ends the run), while the whole fits the budget: the later headings become
+    lines of the text, the path is the first's.
+
+    A reference page has many sections of a line or two (an FAQ's questions, an API's entries);
+    each alone made a chunk of a few words that matched many questions a little and crowded
+    the passages that answer them out of the first results (issue 15's measurements).
+    """
+    if min_tokens <= 0:
+        return sections
+    joined: list[tuple[str, list[str]]] = []
+    size = 0
+    for path, paragraphs in sections:
+        tokens = sum(count_tokens_batch(paragraphs))
+        if joined and (size < min_tokens or tokens < min_tokens):
+            last_path, last = joined[-1]
+            own = path.rsplit(HEADING_SEPARATOR, 1)[-1] if path else ""
+            heading_tokens = count_tokens(own) if own else 0
+            if size + heading_tokens + tokens <= budget:
+                joined[-1] = (last_path, [*last, *([own] if own else []), *paragraphs])
+                size += heading_tokens + tokens
+                continue
+        joined.append((path, list(paragraphs)))
+        size = tokens
+    return joined
 
 
 def _key(text: str) -> str:

@@ -126,3 +126,19 @@ def database_without_pgvector():
                 conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
     return make()
+
+
+def ingest_now(tenant, texts: dict[str, str], suffix: str = ".txt") -> dict[str, str]:
+    """Each text stored and ingested in this process (the service the worker runs, with no
+    worker racing it); returns {document id: name}."""
+    from rag.services.documents import document_submit
+    from rag.services.ingest import document_ingest
+
+    names = {}
+    for name, text in texts.items():
+        doc = document_submit(
+            tenant=tenant, data=text.encode(), filename=f"{name}{suffix}", enqueue=False
+        ).document
+        assert document_ingest(tenant=tenant, document_id=doc.id) == "ready"
+        names[str(doc.id)] = name
+    return names

@@ -24,7 +24,7 @@ from tenants.context import data_alias, tenant_context
 from tenants.models import Tenant
 from tenants.services.usage import usage_record
 
-from ..chunking import document_chunk
+from ..chunking import document_chunk, embedding_text
 from ..embedding import model_id as embedding_model_id
 from ..models import IN_PROGRESS, Document, DocumentSource, DocumentStatus
 from ..parsing import ParseError, document_parse
@@ -60,6 +60,7 @@ def document_ingest(*, tenant: Tenant, document_id) -> str:
             title=claim.title or parsed.title or title_from_filename(claim.filename),
             max_tokens=settings.CHUNK_MAX_TOKENS,
             overlap_tokens=settings.CHUNK_OVERLAP_TOKENS,
+            min_tokens=settings.CHUNK_MIN_TOKENS,
         )
     except ParseError as exc:
         return _fail(tenant, document_id, claim, f"{exc.code}: {exc}")
@@ -85,7 +86,10 @@ def document_ingest(*, tenant: Tenant, document_id) -> str:
             vectors.extend(
                 embeddings_cached(
                     tenant=tenant,
-                    texts=[d.text for d in drafts[start : start + batch]],
+                    texts=[
+                        embedding_text(title=title, heading_path=d.heading_path, text=d.text)
+                        for d in drafts[start : start + batch]
+                    ],
                     purpose="ingest",
                 )
             )

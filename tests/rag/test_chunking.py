@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from rag.chunking import ChunkDraft, document_chunk
+from rag.chunking import ChunkDraft, document_chunk, embedding_text
 from rag.parsing import Block, document_parse
 from rag.tokenizer import count_tokens, embedding_model_path, get_tokenizer
 
@@ -276,3 +276,53 @@ def test_outline_of_headings_only_still_yields_its_text():
 def test_budget_below_minimum_is_refused():
     with pytest.raises(ValueError):
         document_chunk(blocks=[Block("paragraph", "x", 0)], title="", max_tokens=4)
+
+
+def test_short_sections_share_a_chunk_with_their_neighbours_within_the_budget():
+    """An FAQ's one-line answers: each alone was a chunk of a few words (issue 15)."""
+    long_text = " ".join(f"Word{n} of the long section." for n in range(40))
+    blocks = [
+        Block("heading", "FAQ", 1),
+        Block("heading", "Can I resize?", 2),
+        Block("paragraph", "Yes, online.", 0),
+        Block("heading", "Can I shrink?", 2),
+        Block("paragraph", "No.", 0),
+        Block("heading", "Backups", 2),
+        Block("paragraph", long_text, 0),
+        Block("heading", "Last update", 3),
+        Block("paragraph", "Today.", 0),
+    ]
+    budget = count_tokens(long_text) + 8  # Backups and its last line fit; not the FAQ with it
+
+    chunks = document_chunk(blocks=blocks, title="FAQ", max_tokens=budget + 2, min_tokens=64)
+
+    assert [(c.heading_path, c.text.split("\n\n")) for c in chunks] == [
+        ("Can I resize?", ["Yes, online.", "Can I shrink?", "No."]),
+        # The short last section joins the one before it: no chunk of a heading and a word.
+        ("Backups", [long_text, "Last update", "Today."]),
+    ]
+    assert_within_budget(chunks, budget + 2)
+    unjoined = document_chunk(blocks=blocks, title="FAQ", max_tokens=budget + 2, min_tokens=0)
+    assert [c.text for c in unjoined] == ["Yes, online.", "No.", long_text, "Today."]
+
+
+def test_sections_are_not_joined_past_the_budget():
+    text = " ".join(f"Word{n} fills the section." for n in range(30))
+    blocks = [
+        Block("heading", "A", 2),
+        Block("paragraph", "Tiny.", 0),
+        Block("heading", "B", 2),
+        Block("paragraph", text, 0),
+    ]
+    budget = count_tokens(text) + 2  # B fits alone, not with A and its heading
+
+    chunks = document_chunk(blocks=blocks, title="", max_tokens=budget + 2, min_tokens=64)
+
+    assert [(c.heading_path, c.text) for c in chunks] == [("A", "Tiny."), ("B", text)]
+
+
+def test_the_embedding_reads_the_title_and_the_heading_path_above_the_passage():
+    assert embedding_text(title="Sessions", heading_path="Cached", text="Fast.") == (
+        "Sessions\nCached\n\nFast."
+    )
+    assert embedding_text(title=" ", heading_path="", text="Fast.") == "Fast."

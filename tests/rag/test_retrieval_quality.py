@@ -3,23 +3,15 @@ vector or keyword search alone."""
 
 import pytest
 
-from rag.services.documents import document_submit
-from rag.services.ingest import document_ingest
 from rag.services.search import chunk_search
+from tests.helpers import ingest_now
 from tests.rag.corpus import DOCUMENTS, QUESTIONS
 
 
 @pytest.fixture
 def corpus_tenant(make_tenant):
     tenant = make_tenant("pool")
-    ids = {}
-    for name, text in DOCUMENTS.items():
-        # Not enqueued: the service the worker runs, here in the test, with no worker racing it.
-        doc = document_submit(
-            tenant=tenant, data=text.encode(), filename=f"{name}.md", enqueue=False
-        ).document
-        assert document_ingest(tenant=tenant, document_id=doc.id) == "ready"
-        ids[str(doc.id)] = name
+    ids = ingest_now(tenant, DOCUMENTS, suffix=".md")
     return tenant, ids
 
 

@@ -6,6 +6,7 @@ bounded (the generation queue, shown as a bucket), or gone in bridge where it st
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 
 from django.conf import settings
@@ -57,8 +58,19 @@ def test_the_wait_for_the_generator_is_shown_as_a_bucket(
     key = make_key(make_tenant("pool"))
     wait_done(key, upload(key, text="Swifts sleep while they fly.").json()["id"])
     gate = get_gate()
-    gate.acquire()  # another tenant's generation holds the model for 0.35 s
-    releaser = threading.Timer(0.35, gate.release)
+    gate.acquire()  # another tenant's generation holds the model for 0.35 s once we queue
+
+    def release_after_the_answer_queued():
+        # Timed from the queueing, not the request: retrieval on a busy machine took longer
+        # than 0.35 s, and a timer from the start had released the model before the answer
+        # asked for it (queue_ms 0).
+        deadline = time.monotonic() + 60
+        while gate.waiting == 0 and time.monotonic() < deadline:
+            time.sleep(0.005)
+        time.sleep(0.35)
+        gate.release()
+
+    releaser = threading.Thread(target=release_after_the_answer_queued)
     releaser.start()
     try:
         timings = _answer(key, "When do swifts sleep?")
