@@ -219,21 +219,26 @@ def _quality_markdown(r: dict) -> list[str]:
         f"{r['pages']} pages of Debian's `{r['corpus']}` uploaded through `POST /api/v1/documents`"
         f" ({r['chunks']} chunks, ingested in {r['ingestion_s']} s, {len(r['failed'])} failed); "
         f"{r['questions']} questions (benchmarks/quality_questions.json) through "
-        "`POST /api/v1/search` (k=20), hits collapsed to distinct pages. Baselines on the same "
+        '`POST /api/v1/search` (k=20 documents, `group_by: "document"`). Baselines on the same '
         f"pages, in process: {r['baseline_chunk_words']}-word chunks ({r['baseline_chunks']}), "
         "the same MiniLM model, exact cosine; and that fused by RRF (k=60) with PostgreSQL "
         "full text.",
         "",
-        "| retrieval | recall@5 | MRR@5 | nDCG@10 |",
-        "| --- | --- | --- | --- |",
+        "| retrieval | recall@5 | MRR@5 | nDCG@10 | search p50 / p95 ms |",
+        "| --- | --- | --- | --- | --- |",
     ]
+    latency = r.get("latency", {})
     rows = [(f"platform {mode}", s) for mode, s in r["modes"].items()]
     rows += [
         ("baseline: 250-word chunks, cosine", r["baselines"]["naive_vector"]),
         ("baseline: cosine + full text, RRF", r["baselines"]["naive_vector_fts_rrf"]),
     ]
     for label, s in rows:
-        lines.append(f"| {label} | {s['recall_at_5']} | {s['mrr_at_5']} | {s['ndcg_at_10']} |")
+        times = latency.get(label.removeprefix("platform "))
+        took = f"{times['p50_ms']} / {times['p95_ms']}" if times else "-"
+        lines.append(
+            f"| {label} | {s['recall_at_5']} | {s['mrr_at_5']} | {s['ndcg_at_10']} | {took} |"
+        )
     lines += [
         "",
         "Of the platform's first five hits: share of short chunks (< 40 words), of release "

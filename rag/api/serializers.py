@@ -203,7 +203,10 @@ class DocumentChunkSerializer(serializers.Serializer):
 class DocumentHitSerializer(serializers.Serializer):
     document_id = serializers.UUIDField()
     title = serializers.CharField()
-    score = serializers.FloatField(help_text="Its best chunk's.")
+    score = serializers.FloatField(
+        help_text="Its rank: the evidence of its best three chunks, each worth half the one "
+        "before (reciprocal ranks; fused scores in hybrid search)."
+    )
     metadata = serializers.DictField()
     chunks = DocumentChunkSerializer(many=True)
 

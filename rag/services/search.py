@@ -71,6 +71,9 @@ class SearchResult:
     hits: list[SearchHit]
     timings: dict = field(default_factory=dict)
     documents: list[DocumentHit] | None = None  # with group_by="document"
+    # What each hit adds to its document's rank: its fused score in hybrid search, else its
+    # reciprocal rank (documents_grouped).
+    evidence: list[float] = field(default_factory=list)
 
 
 # pgvector refuses a larger hnsw.ef_search; the iterative scan finds rows past it.
@@ -80,23 +83,48 @@ GROUP_BY = ("chunk", "document")
 # top chunks, and to fill k documents when a few documents hold most of the best chunks.
 CANDIDATES_PER_DOCUMENT = 4
 MAX_CANDIDATES = 300
+# Chunks whose evidence adds up to a document's rank (documents_grouped).
+DOCUMENT_EVIDENCE_CHUNKS = 3
 
 
-def documents_grouped(hits: list[SearchHit], k: int, per_document: int) -> list[DocumentHit]:
-    """The first `k` distinct documents of ranked `hits`, each with up to `per_document` of
-    its chunks in rank order; a document ranks by its best chunk."""
+def documents_grouped(
+    hits: list[SearchHit], k: int, per_document: int, evidence: list[float] | None = None
+) -> list[DocumentHit]:
+    """The `k` best documents of ranked `hits`, each with up to `per_document` of its chunks in
+    rank order.
+
+    A document ranks by the evidence of its best DOCUMENT_EVIDENCE_CHUNKS chunks, each worth
+    half the one before: a page with several passages on the question is likelier to be about
+    it than a page with one lucky passage. `evidence[i]` is what hit i adds (its fused score in
+    hybrid search, else its reciprocal rank); without it, reciprocal ranks. On Django's
+    documentation (make bench, quality) this lifted hybrid MRR@5 from 0.84 to 0.86, vector from
+    0.79 to 0.84 and keyword from 0.61 to 0.72, against ranking a page by its best chunk alone.
+    The document's `score` is that sum.
+    """
+    if evidence is None:
+        evidence = [1.0 / (RRF_K + position) for position in range(1, len(hits) + 1)]
     groups: dict[str, list[SearchHit]] = {}
-    for hit in hits:
-        chunks = groups.get(hit.document_id)
-        if chunks is None:
-            if len(groups) == k:
-                continue
-            chunks = groups[hit.document_id] = []
+    totals: dict[str, float] = {}
+    counted: dict[str, int] = {}
+    for hit, weight in zip(hits, evidence, strict=True):
+        seen = counted.get(hit.document_id, 0)
+        if seen < DOCUMENT_EVIDENCE_CHUNKS:
+            totals[hit.document_id] = totals.get(hit.document_id, 0.0) + weight * 0.5**seen
+        counted[hit.document_id] = seen + 1
+        chunks = groups.setdefault(hit.document_id, [])
         if len(chunks) < per_document:
             chunks.append(hit)
+    # dicts keep first appearance: ties go to the document whose best chunk ranked higher.
+    best = sorted(groups, key=lambda document_id: -totals[document_id])[:k]
     return [
-        DocumentHit(c[0].document_id, c[0].title, c[0].score, c[0].metadata, c)
-        for c in groups.values()
+        DocumentHit(
+            document_id,
+            groups[document_id][0].title,
+            round(totals[document_id], 6),
+            groups[document_id][0].metadata,
+            groups[document_id],
+        )
+        for document_id in best
     ]
 
 
@@ -144,6 +172,11 @@ def chunk_search(
             ranked.append(_keyword_ids(cursor, query, pool, clauses, params))
         scored = _fuse(ranked, k) if mode == "hybrid" else ranked[0][:k]
         hits = _load(cursor, scored)
+    if mode == "hybrid":
+        fused = dict(scored)
+        evidence = [fused[hit.chunk_id] for hit in hits]
+    else:
+        evidence = [1.0 / (RRF_K + position) for position in range(1, len(hits) + 1)]
     done = time.perf_counter()
     timings = {
         "embed_ms": round((embedded - started) * 1000, 2),
@@ -152,7 +185,7 @@ def chunk_search(
     }
     if observe:
         observe_search(tenant=tenant, mode=mode, timings=timings)
-    return SearchResult(hits=hits, timings=timings)
+    return SearchResult(hits=hits, timings=timings, evidence=evidence)
 
 
 def _document_filter(filters: dict | None) -> tuple[list[str], list]:
@@ -343,9 +376,13 @@ def search_run(
         document_ids=document_ids,
     )
     if grouped:
-        result.documents = documents_grouped(result.hits, k, chunks_per_document)
+        result.documents = documents_grouped(result.hits, k, chunks_per_document, result.evidence)
         kept = {hit.chunk_id for d in result.documents for hit in d.chunks}
-        result.hits = [hit for hit in result.hits if hit.chunk_id in kept]
+        pairs = [
+            (h, e) for h, e in zip(result.hits, result.evidence, strict=True) if h.chunk_id in kept
+        ]
+        result.hits = [hit for hit, _ in pairs]
+        result.evidence = [weight for _, weight in pairs]
     usage_record(
         tenant=tenant,
         api_key=api_key,

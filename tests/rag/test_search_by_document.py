@@ -1,5 +1,5 @@
 """Search grouped by document (`group_by: "document"`): `k` distinct documents, each with its
-best chunks in rank order and its best chunk's score, for the API and the CLI alike; the
+best chunks in rank order, ranked by the evidence of its best chunks, for the API and the CLI alike; the
 grouping never reaches past the tenant's own documents."""
 
 from __future__ import annotations
@@ -12,9 +12,12 @@ from django.core.management import call_command
 from rag.services.search import SearchHit, documents_grouped
 from tests.helpers import MODES
 
+# Sections long enough (over CHUNK_MIN_TOKENS) to stay chunks of their own.
 LIGHTHOUSE = "\n\n".join(
     f"## Lamp {n}\n\nThe lighthouse keeper trims the lighthouse lamp wick number {n} at dusk "
-    "and polishes the lighthouse lens."
+    "and polishes the lighthouse lens. He climbs the spiral stairs of the tower every evening, "
+    "checks the oil in the reservoir, winds the clockwork that turns the lens, and writes the "
+    "weather and the passing ships in the lighthouse log before he sleeps."
     for n in range(1, 6)
 )
 HARBOUR = "# Harbour\n\nFishing boats return to the harbour before the lighthouse is lit."
@@ -34,8 +37,25 @@ def test_grouping_keeps_rank_order_and_bounds():
     groups = documents_grouped(ranked, k=2, per_document=2)
     assert [g.document_id for g in groups] == ["a", "b"]
     assert [[h.chunk_id for h in g.chunks] for g in groups] == [[1, 2], [3, 6]]
-    assert [g.score for g in groups] == [0.9, 0.7]
+    # Reciprocal ranks (60 + position), each chunk worth half the one before, three at most.
+    assert [g.score for g in groups] == [
+        round(1 / 61 + 0.5 / 62 + 0.25 / 64, 6),
+        round(1 / 63 + 0.5 / 66, 6),
+    ]
     assert documents_grouped([], k=3, per_document=2) == []
+
+
+@pytest.mark.unit
+def test_a_document_with_several_good_chunks_outranks_one_lucky_chunk():
+    ranked = [_hit(1, "lucky", 0.9), _hit(2, "about", 0.8), _hit(3, "about", 0.7)]
+    ranked += [_hit(4, "about", 0.6), _hit(5, "about", 0.5)]
+
+    groups = documents_grouped(ranked, k=2, per_document=3, evidence=[4, 3, 2, 1, 100])
+
+    assert [g.document_id for g in groups] == ["about", "lucky"]
+    # Only the best three chunks of a document count, whatever the fourth would add.
+    assert [g.score for g in groups] == [3 + 2 * 0.5 + 1 * 0.25, 4]
+    assert [[h.chunk_id for h in g.chunks] for g in groups] == [[2, 3, 4], [1]]
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -63,8 +83,9 @@ def test_search_by_document_over_the_api(
     assert [len(d["chunks"]) for d in documents] == [2, 1]
     for d in documents:
         scores = [c["score"] for c in d["chunks"]]
-        assert scores == sorted(scores, reverse=True) and d["score"] == scores[0]
-    assert documents[0]["score"] >= documents[1]["score"]
+        assert scores == sorted(scores, reverse=True)
+    # A document's score is its rank (the evidence of its best chunks): descending.
+    assert documents[0]["score"] >= documents[1]["score"] > 0
     # `results`: the same chunks, flat, in rank order.
     grouped = {c["chunk_id"] for d in documents for c in d["chunks"]}
     assert {h["chunk_id"] for h in body["results"]} == grouped
