@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import statistics
 import time
+from pathlib import Path
 
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db.models import Max, Sum
@@ -27,7 +28,14 @@ from tenants.services.provisioning import tenant_create
 from tenants.services.quotas import quota_set
 
 from .quality_baseline import CHUNK_WORDS, baseline_rankings
-from .quality_corpus import DOCS_DIR, DOCS_PACKAGE, corpus_pages, load_questions, select
+from .quality_corpus import (
+    DOCS_DIR,
+    DOCS_PACKAGE,
+    corpus_pages,
+    load_questions,
+    select,
+    subset_select,
+)
 from .quality_metrics import distinct, scores
 
 MODES = ("vector", "keyword", "hybrid")
@@ -36,12 +44,21 @@ SHORT_HIT_WORDS = 40
 UNLIMITED = 1_000_000
 
 
-def bench_quality(*, pages: int, questions: int) -> dict:
+def bench_quality(*, pages: int = 0, questions: int = 0, subset: Path | None = None) -> dict:
+    """The section at `pages` and `questions` (0: all; see quality_corpus.select), or on the
+    pages and questions a `subset` file names (benchmarks/quality_floor.json)."""
     from .worker import running_worker
 
-    chosen, asked = select(
-        corpus_pages(), load_questions(), page_count=pages, question_count=questions, root=DOCS_DIR
-    )
+    if subset is not None:
+        chosen, asked = subset_select(corpus_pages(), load_questions(), subset)
+    else:
+        chosen, asked = select(
+            corpus_pages(),
+            load_questions(),
+            page_count=pages,
+            question_count=questions,
+            root=DOCS_DIR,
+        )
     data = {path: (DOCS_DIR / path).read_bytes() for path in chosen}
     relevant = [set(q["pages"]) for q in asked]
     tenant, client = _tenant()

@@ -14,6 +14,8 @@ from pathlib import Path
 DOCS_PACKAGE = "python-django-doc"
 DOCS_DIR = Path("/usr/share/doc/python-django-doc/html")
 QUESTIONS = Path(__file__).with_name("quality_questions.json")
+# The small version `make test` runs (tests/rag/test_ranking_floor.py).
+FLOOR = Path(__file__).with_name("quality_floor.json")
 
 # Sphinx's generated pages (module source, indexes, the search page) are not documentation a
 # user would upload; the release notes stay in, as the realistic distractors they are.
@@ -70,3 +72,21 @@ def select(
             break
         selected.add(page)
     return sorted(selected), [q for q in questions if q in chosen]
+
+
+def subset_select(
+    pages: list[str], questions: list[dict], path: Path
+) -> tuple[list[str], list[dict]]:
+    """The pages and questions a subset file names, checked against the corpus: every named
+    question exists and every page that answers one is among the pages."""
+    subset = json.loads(path.read_text())
+    by_text = {q["q"]: q for q in questions}
+    missing = [text for text in subset["questions"] if text not in by_text]
+    chosen = sorted(set(subset["pages"]))
+    if missing or not set(chosen) <= set(pages):
+        raise ValueError(f"{path.name} names unknown questions {missing} or pages")
+    asked = [by_text[text] for text in subset["questions"]]
+    unanswerable = [q["q"] for q in asked if not set(q["pages"]) <= set(chosen)]
+    if unanswerable:
+        raise ValueError(f"{path.name} leaves out the pages that answer {unanswerable}")
+    return chosen, asked

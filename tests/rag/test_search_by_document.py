@@ -9,7 +9,7 @@ from io import StringIO
 import pytest
 from django.core.management import call_command
 
-from rag.services.search import SearchHit, documents_grouped
+from rag.services.search import RRF_K, SearchHit, documents_grouped
 from tests.helpers import MODES
 
 # Sections long enough (over CHUNK_MIN_TOKENS) to stay chunks of their own.
@@ -37,10 +37,10 @@ def test_grouping_keeps_rank_order_and_bounds():
     groups = documents_grouped(ranked, k=2, per_document=2)
     assert [g.document_id for g in groups] == ["a", "b"]
     assert [[h.chunk_id for h in g.chunks] for g in groups] == [[1, 2], [3, 6]]
-    # Reciprocal ranks (60 + position), each chunk worth half the one before, three at most.
+    # Reciprocal ranks (RRF_K + position), each chunk worth half the one before.
     assert [g.score for g in groups] == [
-        round(1 / 61 + 0.5 / 62 + 0.25 / 64, 6),
-        round(1 / 63 + 0.5 / 66, 6),
+        round(1 / (RRF_K + 1) + 0.5 / (RRF_K + 2) + 0.25 / (RRF_K + 4), 6),
+        round(1 / (RRF_K + 3) + 0.5 / (RRF_K + 6), 6),
     ]
     assert documents_grouped([], k=3, per_document=2) == []
 
