@@ -30,12 +30,16 @@ BEFORE_RANDOM_IDS = "0007_gin_without_pending_list"
 
 
 def _guide(topic: str, sections: int) -> str:
-    """A Markdown document of `sections` headed sections, one chunk each."""
+    """A Markdown document of `sections` headed sections, one chunk each (each longer than
+    CHUNK_MIN_TOKENS, so none is joined with its neighbour)."""
     parts = [f"# {topic.title()} notes"]
     for n in range(sections):
         parts.append(
             f"## {topic} part {n}\n\nThe {topic} keeper wrote entry {n} about {topic} "
-            f"number {n}, noting its colour, its weight and where it was found."
+            f"number {n}, noting its colour, its weight and where it was found. The entry "
+            f"also records the weather that day, who came along on the walk, how long the "
+            f"search for {topic} number {n} took, and which of the old maps turned out to be "
+            "right about the path through the marsh and the old footbridge by the mill."
         )
     return "\n\n".join(parts)
 
