@@ -68,8 +68,11 @@ def document_chunk(
         raise ValueError(f"max_tokens must be at least {MIN_BUDGET + SPECIAL_TOKENS_PER_SEQUENCE}")
     overlap = max(0, min(overlap_tokens, budget // 2))
     drafts: list[ChunkDraft] = []
-    for path, paragraphs in _joined_small(_sections(list(blocks), title), min_tokens, budget):
-        counts = count_tokens_batch(paragraphs)
+    counted = [
+        (path, paragraphs, count_tokens_batch(paragraphs))
+        for path, paragraphs in _sections(list(blocks), title)
+    ]
+    for path, paragraphs, counts in _joined_small(counted, min_tokens, budget):
         for text, count in _pack(paragraphs, counts, budget, overlap):
             drafts.append(
                 ChunkDraft(ordinal=len(drafts), text=text, heading_path=path, token_count=count)
@@ -127,11 +130,12 @@ def _sections(blocks: list[Block], title: str) -> list[tuple[str, list[str]]]:
 
 
 def _joined_small(
-    sections: list[tuple[str, list[str]]], min_tokens: int, budget: int
-) -> list[tuple[str, list[str]]]:
+    sections: list[tuple[str, list[str], list[int]]], min_tokens: int, budget: int
+) -> list[tuple[str, list[str], list[int]]]:
     """A section shorter than `min_tokens` joined with its neighbour (the next one, or the one
     before when it ends the run), while the whole fits the budget: the later headings become
-    lines of the text, the path is the first's.
+    lines of the text, the path is the first's. Sections come with their paragraphs' token
+    counts, and leave with them (each paragraph is tokenized once).
 
     A reference page has many sections of a line or two (an FAQ's questions, an API's entries);
     each alone made a chunk of a few words that matched many questions a little and crowded
@@ -139,19 +143,23 @@ def _joined_small(
     """
     if min_tokens <= 0:
         return sections
-    joined: list[tuple[str, list[str]]] = []
+    joined: list[tuple[str, list[str], list[int]]] = []
     size = 0
-    for path, paragraphs in sections:
-        tokens = sum(count_tokens_batch(paragraphs))
+    for path, paragraphs, counts in sections:
+        tokens = sum(counts)
         if joined and (size < min_tokens or tokens < min_tokens):
-            last_path, last = joined[-1]
+            last_path, last, last_counts = joined[-1]
             own = path.rsplit(HEADING_SEPARATOR, 1)[-1] if path else ""
-            heading_tokens = count_tokens(own) if own else 0
-            if size + heading_tokens + tokens <= budget:
-                joined[-1] = (last_path, [*last, *([own] if own else []), *paragraphs])
-                size += heading_tokens + tokens
+            heading = [(own, count_tokens(own))] if own else []
+            if size + sum(c for _, c in heading) + tokens <= budget:
+                joined[-1] = (
+                    last_path,
+                    [*last, *(t for t, _ in heading), *paragraphs],
+                    [*last_counts, *(c for _, c in heading), *counts],
+                )
+                size += sum(c for _, c in heading) + tokens
                 continue
-        joined.append((path, list(paragraphs)))
+        joined.append((path, list(paragraphs), list(counts)))
         size = tokens
     return joined
 
