@@ -29,6 +29,18 @@ slug_validator = RegexValidator(
 )
 
 
+class AnswerPolicy(models.TextChoices):
+    """What an answer does with sentences its sources do not support (rag.services.grounding).
+
+    annotate: keep them and mark them; strict: drop them, and answer extractively if nothing
+    supported remains; extractive: no generation, the best supporting sentences quoted.
+    """
+
+    ANNOTATE = "annotate", "Annotate unsupported sentences"
+    STRICT = "strict", "Drop unsupported sentences"
+    EXTRACTIVE = "extractive", "Quote the sources (no generation)"
+
+
 class Tenant(models.Model):
     """A customer of the platform and where its data lives.
 
@@ -47,6 +59,11 @@ class Tenant(models.Model):
     silo_database = models.CharField(max_length=63, blank=True, default="")
     # silo on another server: a DSN whose role may create databases there (see README).
     silo_dsn = models.CharField(max_length=500, blank=True, default="")
+    answer_policy = models.CharField(
+        max_length=12, choices=AnswerPolicy.choices, default=AnswerPolicy.STRICT
+    )
+    # A name from settings.LLM_MODELS; blank: the platform's default model.
+    default_model = models.CharField(max_length=100, blank=True, default="")
     created_at = models.DateTimeField(db_default=Now())
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -89,6 +106,10 @@ class ApiKey(models.Model):
     expires_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
+    # Token budgets of this key (prompt + generated tokens, per model); NULL: only the
+    # tenant's budgets apply.
+    tokens_per_hour = models.PositiveBigIntegerField(null=True, blank=True)
+    tokens_per_day = models.PositiveBigIntegerField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -134,6 +155,9 @@ class TenantQuota(models.Model):
     max_documents = models.PositiveIntegerField(default=10000)
     max_storage_bytes = models.PositiveBigIntegerField(default=1024**3)
     max_concurrent_generations = models.PositiveIntegerField(default=2)
+    # Prompt + generated tokens per model, per hour and per day (tenants.services.token_budgets).
+    tokens_per_hour = models.PositiveBigIntegerField(default=200_000)
+    tokens_per_day = models.PositiveBigIntegerField(default=2_000_000)
     updated_at = models.DateTimeField(auto_now=True)
 
     def __str__(self) -> str:
@@ -165,10 +189,41 @@ class RequestCounter(models.Model):
         return f"{self.tenant_id} {self.kind} {self.window_start:%Y-%m-%d %H}h: {self.count}"
 
 
+class TokenPeriod(models.TextChoices):
+    HOUR = "hour", "Hour"
+    DAY = "day", "Day"
+
+
+class TokenCounter(models.Model):
+    """Tokens reserved or used by a tenant (api_key NULL) or one of its keys, for one model, in
+    one fixed hour or day window. Reserved up front by a conditional upsert like the request
+    counters, and the unused part handed back when the answer ends
+    (tenants.services.token_budgets)."""
+
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="+")
+    api_key = models.ForeignKey(ApiKey, on_delete=models.CASCADE, null=True, related_name="+")
+    model = models.CharField(max_length=100)
+    period = models.CharField(max_length=4, choices=TokenPeriod.choices)
+    window_start = models.DateTimeField()
+    tokens = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "api_key", "model", "period", "window_start"],
+                name="token_counter_unique_window",
+                nulls_distinct=False,
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.tenant_id} {self.model} {self.period} {self.window_start}: {self.tokens}"
+
+
 class UsageRecord(models.Model):
     """The usage ledger: what a tenant (and which of its keys) used in one hour, by kind.
 
-    One row per (tenant, key, hour, kind), incremented by an upsert, so the ledger grows with
+    One row per (tenant, key, hour, kind, model), incremented by an upsert, so the ledger grows with
     hours of activity, not with requests. A NULL key (a management command, a key since deleted)
     is one bucket: the unique constraint treats NULLs as equal so the upsert finds it.
     """
@@ -179,6 +234,8 @@ class UsageRecord(models.Model):
     )
     hour = models.DateTimeField()
     kind = models.CharField(max_length=12, choices=UsageKind.choices)
+    # The generation model of answers ("" for kinds that use none): metering is per model.
+    model = models.CharField(max_length=100, blank=True, default="")
     requests = models.PositiveBigIntegerField(default=0)
     prompt_tokens = models.PositiveBigIntegerField(default=0)
     completion_tokens = models.PositiveBigIntegerField(default=0)
@@ -189,7 +246,7 @@ class UsageRecord(models.Model):
         ordering = ["-hour", "kind"]
         constraints = [
             models.UniqueConstraint(
-                fields=["tenant", "api_key", "hour", "kind"],
+                fields=["tenant", "api_key", "hour", "kind", "model"],
                 name="usage_record_unique_bucket",
                 nulls_distinct=False,
             ),

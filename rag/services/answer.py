@@ -190,6 +190,7 @@ class AnswerSession:
                 tenant=self.tenant,
                 api_key=self.api_key,
                 kind="answer",
+                model=self.model_name,
                 prompt_tokens=0 if hit else self.stats.prompt_tokens,
                 completion_tokens=0 if hit else self.stats.completion_tokens,
                 embedding_tokens=0 if hit else self.question_tokens,

@@ -37,11 +37,11 @@ LEDGER_COUNTERS = (
 
 RECORD_SQL = f"""
 INSERT INTO tenants_usagerecord AS ledger (
-    tenant_id, api_key_id, hour, kind,
+    tenant_id, api_key_id, hour, kind, model,
     requests, prompt_tokens, completion_tokens, embedding_tokens, generation_ms
 )
 VALUES (
-    %(tenant_id)s, %(api_key_id)s, {WINDOW_START_SQL}, %(kind)s,
+    %(tenant_id)s, %(api_key_id)s, {WINDOW_START_SQL}, %(kind)s, %(model)s,
     %(requests)s, %(prompt_tokens)s, %(completion_tokens)s, %(embedding_tokens)s,
     %(generation_ms)s
 )
@@ -59,13 +59,15 @@ def usage_record(
     tenant: Tenant,
     api_key: ApiKey | None = None,
     kind: str,
+    model: str = "",
     requests: int = 1,
     prompt_tokens: int = 0,
     completion_tokens: int = 0,
     embedding_tokens: int = 0,
     generation_ms: int = 0,
 ) -> None:
-    """Add to the tenant's ledger for this hour, for `api_key` (None: no key, e.g. a command)."""
+    """Add to the tenant's ledger for this hour, for `api_key` (None: no key, e.g. a command)
+    and `model` (the generation model of an answer; "" for kinds that use none)."""
     kind = kind_value(kind)
     amounts = {
         "requests": requests,
@@ -84,6 +86,7 @@ def usage_record(
                 "tenant_id": tenant.pk,
                 "api_key_id": getattr(api_key, "pk", api_key),
                 "kind": kind,
+                "model": model,
                 **amounts,
                 **clock_params(),
             },
