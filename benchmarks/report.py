@@ -165,6 +165,11 @@ def markdown(results: dict, plots: list[Path] | None = None) -> str:
             f"{d['ratio']}; min/max {d['answer_path_min_max']} vs {d['raw_min_max']}).",
             f"- Time to first token through the API (k=5): p50 {t['p50_ms']} ms, p95 "
             f"{t['p95_ms']} ms (min {t['min_ms']}, max {t['max_ms']}, {t['requests']} requests).",
+            f"- TTFT vs raw llama-cpp-python on the same tokens: {t.get('ratio_to_raw')}x (raw "
+            f"{t.get('raw_full_prompt_p50_ms')} ms; from the shared prefix "
+            f"{t.get('raw_from_prefix_p50_ms')} ms); prompt tokens p50 "
+            f"{t.get('prompt_tokens_median')}; strict first delta p50 "
+            f"{t.get('strict_first_delta_p50_ms')} ms.",
             f"- Answer cache hits: server p50 {c['server_p50_ms']} ms, max {c['server_max_ms']}.",
             "",
         ]
@@ -207,6 +212,10 @@ def markdown(results: dict, plots: list[Path] | None = None) -> str:
         lines += _load_markdown(results["load"])
     if "quality" in results:
         lines += _quality_markdown(results["quality"])
+    if "answers_eval" in results:
+        from .answers_eval import markdown as answers_eval_markdown
+
+        lines += answers_eval_markdown(results["answers_eval"])
     for plot in plots or []:
         lines += [f"![{plot.stem}]({plot.name})", ""]
     return "\n".join(lines)

@@ -3,7 +3,8 @@ throwaway embedded PostgreSQL and Redis (config.test_settings), on this machine.
 
     python benchmarks/run.py [--size small|default|large] [--out DIR] [section ...]
 
-Sections: ingestion, search, answer, noisy, overhead, load, quality (all by default).
+Sections: ingestion, search, answer, noisy, overhead, load, quality, answers_eval (all by
+default).
 `--size small` is what the smoke test in `make test` runs; `large` adds the 1M-chunk search.
 The report goes to var/bench/ (report.md, results.json, *.png).
 """
@@ -19,7 +20,16 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
-SECTIONS = ("ingestion", "search", "answer", "noisy", "overhead", "load", "quality")
+SECTIONS = (
+    "ingestion",
+    "search",
+    "answer",
+    "noisy",
+    "overhead",
+    "load",
+    "quality",
+    "answers_eval",
+)
 
 _DEFAULT = {
     "ingestion": {"docs": 24, "paragraphs": 20, "repetitions": 3},
@@ -42,6 +52,7 @@ _DEFAULT = {
         "tight": {"search_per_hour": 30, "ingest_per_hour": 1},
     },
     "quality": {"pages": 0, "questions": 0},  # every page and every question
+    "answers_eval": {"answerable": 0, "unanswerable": 0, "all_models": True},  # the whole set
 }
 SIZES = {
     "small": {
@@ -65,6 +76,12 @@ SIZES = {
             "tight": {"search_per_hour": 3},
         },
         "quality": {"pages": 30, "questions": 6},
+        "answers_eval": {
+            "answerable": 1,
+            "unanswerable": 1,
+            "all_models": False,
+            "max_tokens": 16,
+        },
     },
     "default": _DEFAULT,
     "large": {**_DEFAULT, "search": {**_DEFAULT["search"], "sizes": [10_000, 100_000, 1_000_000]}},
@@ -123,6 +140,10 @@ def _section(name: str, params: dict, peer: bool) -> dict:
         from .quality import bench_quality
 
         return bench_quality(**params)
+    if name == "answers_eval":
+        from .answers_eval import bench_answers_eval
+
+        return bench_answers_eval(**params)
     raise ValueError(f"unknown section {name!r}; sections are: {', '.join(SECTIONS)}")
 
 

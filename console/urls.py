@@ -22,6 +22,12 @@ urlpatterns = [
     path("new-tenant/", tenants.tenant_new, name="tenant-new"),
     path("tenants/<slug:slug>/", tenants.tenant_detail, name="tenant"),
     path("tenants/<slug:slug>/quotas/", tenants.tenant_quotas, name="tenant-quotas"),
+    path("tenants/<slug:slug>/model/", tenants.tenant_model, name="tenant-model"),
+    path(
+        "tenants/<slug:slug>/answer-policy/",
+        tenants.tenant_answer_policy,
+        name="tenant-answer-policy",
+    ),
     path("tenants/<slug:slug>/suspend/", tenants.tenant_suspend, name="tenant-suspend"),
     path("tenants/<slug:slug>/resume/", tenants.tenant_resume, name="tenant-resume"),
     path("tenants/<slug:slug>/delete/", tenants.tenant_delete, name="tenant-delete"),

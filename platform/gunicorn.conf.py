@@ -36,9 +36,12 @@ def post_worker_init(worker):
 
             embedding_model()
         if settings.LLM_PRELOAD:
+            from rag.generation.gate import get_gate
             from rag.generation.model import get_model as generation_model
 
-            generation_model()
+            # A first turn evaluates the shared prompt prefix, so no request pays for it.
+            with get_gate().turn(generation_model()):
+                pass
 
     threading.Thread(target=warm, name="warm-models", daemon=True).start()
     # Traces are exported per process, from after the fork (only with

@@ -29,9 +29,12 @@ def check_embedding_model() -> str:
 
 
 def check_generator() -> str:
-    if generation.is_loaded():
-        return "loaded"
+    """The platform's default model only: the others load on their first request (and are
+    refused then if they are missing or over the memory budget), so one broken optional model
+    does not take every answer out of service."""
     try:
+        if generation.is_loaded():
+            return "loaded"
         path = generation.gguf_path()
     except generation.GenerationModelMissing as exc:
         raise NotReady(str(exc)) from exc

@@ -198,7 +198,13 @@ class QueryLog(TenantOwnedModel):
     """
 
     KINDS = [("search", "Search"), ("answer", "Answer")]
-    SOURCES = [("api", "API"), ("console", "Console"), ("cli", "Command"), ("openai", "OpenAI API")]
+    SOURCES = [
+        ("api", "API"),
+        ("console", "Console"),
+        ("cli", "Command"),
+        ("openai", "OpenAI API"),
+        ("eval", "Evaluation"),
+    ]
     STATUSES = [("ok", "OK"), ("error", "Error")]
 
     id = models.BigAutoField(primary_key=True)
@@ -301,6 +307,10 @@ class EvalQuestion(TenantOwnedModel):
     relevant_document_ids = ArrayField(models.UUIDField(), default=list, blank=True)
     relevant_external_ids = ArrayField(models.CharField(max_length=255), default=list, blank=True)
     archetype = models.CharField(max_length=50, blank=True, default="")
+    # For answer evaluation: facts a correct answer states (each a string, or a list of
+    # alternatives any one of which will do), or a question the documents cannot answer.
+    expected_facts = models.JSONField(default=list, blank=True)
+    unanswerable = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["eval_set_id", "ordinal"]
@@ -316,11 +326,20 @@ class EvalRunStatus(models.TextChoices):
     FAILED = "failed", "Failed"
 
 
+class EvalRunKind(models.TextChoices):
+    RETRIEVAL = "retrieval", "Retrieval"
+    ANSWERS = "answers", "Answers"
+
+
 class EvalRun(TenantOwnedModel):
-    """One evaluation of a set: metrics per retrieval mode (overall and per archetype) and the
-    settings they were measured with, so two runs can be compared knowing what changed."""
+    """One evaluation of a set: metrics per retrieval mode (overall and per archetype), or for
+    an answer run per model and answer policy, and the settings they were measured with, so
+    two runs of the same kind can be compared knowing what changed."""
 
     eval_set = models.ForeignKey(EvalSet, on_delete=models.CASCADE, related_name="runs")
+    kind = models.CharField(
+        max_length=10, choices=EvalRunKind.choices, default=EvalRunKind.RETRIEVAL
+    )
     status = models.CharField(
         max_length=10, choices=EvalRunStatus.choices, default=EvalRunStatus.QUEUED
     )

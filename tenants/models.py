@@ -30,7 +30,7 @@ slug_validator = RegexValidator(
 
 
 class AnswerPolicy(models.TextChoices):
-    """What an answer does with sentences its sources do not support (rag.services.grounding).
+    """What an answer does with sentences its sources do not support (the data plane applies it).
 
     annotate: keep them and mark them; strict: drop them, and answer extractively if nothing
     supported remains; extractive: no generation, the best supporting sentences quoted.
@@ -62,7 +62,7 @@ class Tenant(models.Model):
     answer_policy = models.CharField(
         max_length=12, choices=AnswerPolicy.choices, default=AnswerPolicy.STRICT
     )
-    # A name from settings.LLM_MODELS; blank: the platform's default model.
+    # A name of the generation model registry; blank: the platform's default model.
     default_model = models.CharField(max_length=100, blank=True, default="")
     created_at = models.DateTimeField(db_default=Now())
     updated_at = models.DateTimeField(auto_now=True)

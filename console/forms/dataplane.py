@@ -7,7 +7,7 @@ from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
 from django.template.defaultfilters import filesizeformat
 
-from tenants.models import Tenant, TenantStatus
+from tenants.models import AnswerPolicy, Tenant, TenantStatus
 
 
 class MultipleFileInput(forms.FileInput):
@@ -55,6 +55,12 @@ class AskForm(forms.Form):
         required=False,
         initial=settings.ANSWER_DEFAULT_MAX_TOKENS,
         help_text="Longest answer; clamped to the tenant's quota.",
+    )
+    policy = forms.ChoiceField(
+        label="Answer policy",
+        required=False,
+        choices=[("", "The tenant's"), *((p.value, p.label) for p in AnswerPolicy)],
+        help_text="Mark, drop or avoid sentences the sources do not support.",
     )
 
 

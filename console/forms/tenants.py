@@ -5,7 +5,7 @@ from __future__ import annotations
 from django import forms
 from django.core.exceptions import ValidationError
 
-from tenants.models import ApiKeyScope, IsolationMode, TenantQuota
+from tenants.models import AnswerPolicy, ApiKeyScope, IsolationMode, TenantQuota
 from tenants.services.quotas import QUOTA_FIELDS
 
 # What each isolation mode means, shown next to its radio button on the create form.
@@ -38,6 +38,14 @@ QUOTA_LABELS = {
     "max_concurrent_generations": (
         "Generations at once",
         "Answers running at the same time.",
+    ),
+    "tokens_per_hour": (
+        "Tokens per hour, per model",
+        "Prompt + generated tokens; an answer reserves its prompt plus max_tokens.",
+    ),
+    "tokens_per_day": (
+        "Tokens per day, per model",
+        "The same over a UTC day. Over either budget, answers get 429 until the window turns.",
     ),
 }
 
@@ -121,6 +129,35 @@ class QuotaForm(forms.Form):
         return cls(initial={name: getattr(quota, name) for name in QUOTA_FIELDS})
 
 
+class DefaultModelForm(forms.Form):
+    """The tenant's default generation model, among the names the view passes (the registry's:
+    this module does not know it)."""
+
+    default_model = forms.ChoiceField(
+        label="Default model",
+        required=False,
+        help_text="Answers and chat completions that name no model use it. A request may "
+        "still name any model of /v1/models.",
+    )
+
+    def __init__(self, *args, names: list[str], platform_default: str, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["default_model"].choices = [
+            ("", f"Platform default ({platform_default})"),
+            *((name, name) for name in names),
+        ]
+
+
+class AnswerPolicyForm(forms.Form):
+    answer_policy = forms.ChoiceField(
+        label="Answer policy",
+        choices=AnswerPolicy.choices,
+        help_text="What answers do with sentences the sources do not support: mark them, drop "
+        "them (quoting the sources if nothing is left), or never generate and quote the "
+        "sources. A request may choose another with `policy`.",
+    )
+
+
 class KeyCreateForm(forms.Form):
     name = forms.CharField(
         label="Name",
@@ -141,6 +178,20 @@ class KeyCreateForm(forms.Form):
         max_value=3650,
         required=False,
         help_text="Optional; empty for a key that does not expire.",
+    )
+    tokens_per_hour = forms.IntegerField(
+        label="Tokens per hour (this key)",
+        min_value=1,
+        max_value=2**63 - 1,
+        required=False,
+        help_text="Optional: the key's own budget per model, on top of the tenant's.",
+    )
+    tokens_per_day = forms.IntegerField(
+        label="Tokens per day (this key)",
+        min_value=1,
+        max_value=2**63 - 1,
+        required=False,
+        help_text="Optional: the same over a UTC day. Empty: only the tenant's budgets apply.",
     )
 
 

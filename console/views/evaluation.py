@@ -1,5 +1,6 @@
 """Evaluation: the tenant's sets (import from JSONL, run), and its runs with their metrics per
-mode and the change since the set's previous run. A run is computed by a Celery worker
+mode and the change since the set's previous run; answer runs (started here or by `evaluate
+--answers`) with theirs per model and answer policy. A run is computed by a Celery worker
 (`evaluate_set`); while it is queued or running its row polls itself and shows progress."""
 
 from __future__ import annotations
@@ -14,13 +15,17 @@ from django.template.defaultfilters import filesizeformat
 from django.views.decorators.http import require_POST, require_safe
 from django.views.decorators.vary import vary_on_headers
 
+from rag.models import EvalRunKind
 from rag.selectors import evalrun_get, evalrun_list, evalset_get, evalset_list
 from rag.services.evaluation import (
+    ANSWER_METRIC_LABELS,
+    ANSWER_METRICS,
     MAX_K,
     MAX_NAME,
     METRICS,
     MODES,
     EvalImportError,
+    answer_evaluation_compare,
     evalrun_queue,
     evalset_import,
     evaluation_compare,
@@ -41,8 +46,8 @@ class EvalImportForm(forms.Form):
         label="JSONL file",
         help_text=(
             'One question per line: {"question": "...", "relevant": ["document id or external '
-            'id", ...], "archetype": "analyst"}. Up to '
-            f"{filesizeformat(MAX_FILE_BYTES)}."
+            'id", ...], "archetype": "analyst"}; for answers also "expected_facts": ["..."] or '
+            f'"unanswerable": true. Up to {filesizeformat(MAX_FILE_BYTES)}.'
         ),
     )
     name = forms.CharField(
@@ -65,6 +70,7 @@ class EvalImportForm(forms.Form):
 
 class EvalRunForm(forms.Form):
     k = forms.IntegerField(label="k", min_value=1, max_value=MAX_K, initial=10)
+    kind = forms.ChoiceField(choices=EvalRunKind.choices, required=False)
 
 
 @staff_tenant
@@ -111,10 +117,14 @@ def evaluation_run(request, tenant, set_id):
         raise Http404("No such evaluation set.")
     form = EvalRunForm(request.POST)
     if form.is_valid():
-        run = evalrun_queue(tenant=tenant, eval_set=eval_set, k=form.cleaned_data["k"])
-        messages.success(request, f"Run {run.pk} of “{eval_set.name}” queued.")
+        kind = form.cleaned_data["kind"] or EvalRunKind.RETRIEVAL
+        run = evalrun_queue(tenant=tenant, eval_set=eval_set, k=form.cleaned_data["k"], kind=kind)
+        what = "Answer run" if kind == EvalRunKind.ANSWERS else "Run"
+        messages.success(request, f"{what} {run.pk} of “{eval_set.name}” queued.")
     else:
-        messages.error(request, f"k: {' '.join(form.errors['k'])}")
+        messages.error(
+            request, " ".join(f"{name}: {' '.join(errors)}" for name, errors in form.errors.items())
+        )
     if request.htmx:
         return _render(request, tenant, EvalImportForm())
     return redirect("console:tenant-evaluation", slug=tenant.slug)
@@ -127,12 +137,19 @@ def evaluation_run_row(request, tenant, run_id):
     run = evalrun_get(tenant=tenant, run_id=run_id)
     if run is None:
         raise Http404("No such evaluation run.")
+    if run.kind == EvalRunKind.ANSWERS:
+        context = {"tenant": tenant, "run": _present_answers(tenant, run)}
+        return render(request, "console/rag/_evaluation_answer_run_row.html", context)
     context = {"tenant": tenant, "run": _present(tenant, run), "modes": MODES}
     return render(request, "console/rag/_evaluation_run_row.html", context)
 
 
 def _render(request, tenant: Tenant, form: EvalImportForm, status: int = 200):
-    runs = [_present(tenant, run) for run in evalrun_list(tenant=tenant, limit=RUNS_SHOWN)]
+    listed = evalrun_list(tenant=tenant, limit=RUNS_SHOWN)
+    runs = [_present(tenant, run) for run in listed if run.kind != EvalRunKind.ANSWERS]
+    answer_runs = [
+        _present_answers(tenant, run) for run in listed if run.kind == EvalRunKind.ANSWERS
+    ]
     context = {
         "tenant": tenant,
         "tab": "evaluation",
@@ -141,8 +158,10 @@ def _render(request, tenant: Tenant, form: EvalImportForm, status: int = 200):
         "run_form": EvalRunForm(),
         "sets": evalset_list(tenant=tenant),
         "runs": runs,
+        "answer_runs": answer_runs,
         "modes": MODES,
         "metric_labels": [METRIC_LABELS[m] for m in METRICS],
+        "answer_metric_labels": [ANSWER_METRIC_LABELS[m] for m in ANSWER_METRICS],
         "shown": RUNS_SHOWN,
     }
     template = (
@@ -192,3 +211,51 @@ def _cell(mode: str, metric: str, values: dict | None, delta: dict | None) -> di
         shown = format_delta(change)
         trend = "same" if shown == "±0.000" else "up" if change > 0 else "down"
     return {"label": label, "value": f"{values[metric]:.3f}", "delta": shown, "trend": trend}
+
+
+def _present_answers(tenant: Tenant, run):
+    """An answer run with its rows: per model and policy the metrics (overall, then per
+    archetype), each with its change since the set's previous answer run."""
+    run.compare = answer_evaluation_compare(run=run, tenant=tenant)
+    changes = (run.compare or {}).get("answers", {})
+    run.groups = []
+    run.span = 4 + len(ANSWER_METRICS)  # the columns after Run
+    answers = run.results.get("answers", {}) if run.status == "done" else {}
+    for model, by_policy in answers.items():
+        for policy, result in by_policy.items():
+            change = changes.get(model, {}).get(policy, {})
+            groups = [("overall", result.get("overall", {}), change.get("overall"))]
+            groups += [
+                (name, values, change.get("archetypes", {}).get(name))
+                for name, values in result.get("archetypes", {}).items()
+            ]
+            for name, values, delta in groups:
+                run.groups.append(
+                    {
+                        "model": model,
+                        "policy": policy,
+                        "name": name,
+                        "questions": values.get("questions", 0),
+                        "cells": [_answer_cell(m, values, delta) for m in ANSWER_METRICS],
+                    }
+                )
+    return run
+
+
+def _answer_cell(metric: str, values: dict, delta: dict | None) -> dict:
+    """Shares at three places, milliseconds and tokens/s at one; "—" where nothing was measured
+    (no unanswerable question, no citation, no generation). Lower TTFT is better."""
+    label = ANSWER_METRIC_LABELS[metric]
+    value = values.get(metric)
+    if value is None:
+        return {"label": label, "value": "—", "delta": "", "trend": ""}
+    timing = metric in ("ttft_p50_ms", "tokens_per_s")
+    shown = f"{value:.1f}" if timing else f"{value:.3f}"
+    change = (delta or {}).get(metric)
+    if change is None:
+        return {"label": label, "value": shown, "delta": "", "trend": ""}
+    moved = f"{change:+.1f}" if timing else format_delta(change)
+    better = change < 0 if metric == "ttft_p50_ms" else change > 0
+    same = round(change, 1 if timing else 3) == 0
+    trend = "same" if same else "up" if better else "down"
+    return {"label": label, "value": shown, "delta": moved, "trend": trend}

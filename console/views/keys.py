@@ -39,6 +39,8 @@ def tenant_keys(request, tenant):
                 scopes=data["scopes"],
                 expires_in_days=data["expires_in_days"],
                 name=data["name"],
+                tokens_per_hour=data["tokens_per_hour"],
+                tokens_per_day=data["tokens_per_day"],
             )
         except ValueError as exc:
             form.add_error(None, str(exc))

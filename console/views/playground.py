@@ -46,6 +46,7 @@ def ask(request, tenant):
             question=form.cleaned_data["question"],
             k=form.cleaned_data["k"],
             max_tokens=form.cleaned_data["max_tokens"],
+            policy=form.cleaned_data["policy"] or None,
             source="console",
         )
     except FilterError as exc:
@@ -56,7 +57,7 @@ def ask(request, tenant):
         session.start()
     except QuotaExceeded as exc:
         session.close()
-        return _problem(exc.status, exc.code, exc.detail, headers=exc.headers)
+        return _problem(exc.status, exc.code, exc.detail, headers=exc.headers, **exc.extra)
     except GeneratorBusy as exc:
         session.close()
         headers = {"Retry-After": str(exc.retry_after)}

@@ -19,13 +19,23 @@ from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_http_methods, require_POST
 from redis.exceptions import RedisError
 
+from rag.generation.registry import UnknownModel, default_model_name, model_names
+from rag.services.model_choice import tenant_default_model_set
 from tenants.models import IsolationMode, Tenant, TenantStatus
 from tenants.services import provisioning
+from tenants.services.answer_settings import tenant_answer_policy_set
 from tenants.services.quotas import quota_get, quota_set
 from tenants.services.usage import usage_summary
 
 from ..decorators import staff_only, staff_tenant
-from ..forms.tenants import MODE_HELP, DeleteConfirmForm, QuotaForm, TenantCreateForm
+from ..forms.tenants import (
+    MODE_HELP,
+    AnswerPolicyForm,
+    DefaultModelForm,
+    DeleteConfirmForm,
+    QuotaForm,
+    TenantCreateForm,
+)
 from ..htmx import wants_fragment
 from ..meters import meter
 
@@ -104,6 +114,38 @@ def tenant_quotas(request, tenant):
 
 @staff_tenant
 @require_POST
+def tenant_model(request, tenant):
+    form = _model_form(request.POST)
+    if form.is_valid():
+        try:
+            tenant_default_model_set(tenant=tenant, model=form.cleaned_data["default_model"])
+        except UnknownModel as exc:
+            form.add_error("default_model", str(exc))
+        else:
+            messages.success(request, "Default model saved.")
+            return redirect("console:tenant", slug=tenant.slug)
+    return _render_detail(request, tenant, model_form=form)
+
+
+@staff_tenant
+@require_POST
+def tenant_answer_policy(request, tenant):
+    form = AnswerPolicyForm(request.POST)
+    if form.is_valid():
+        tenant_answer_policy_set(tenant=tenant, policy=form.cleaned_data["answer_policy"])
+        messages.success(request, "Answer policy saved.")
+        return redirect("console:tenant", slug=tenant.slug)
+    return _render_detail(request, tenant, policy_form=form)
+
+
+def _model_form(data=None, initial=None) -> DefaultModelForm:
+    return DefaultModelForm(
+        data, initial=initial, names=model_names(), platform_default=default_model_name()
+    )
+
+
+@staff_tenant
+@require_POST
 def tenant_suspend(request, tenant):
     tenant = provisioning.tenant_suspend(tenant=tenant)
     messages.success(request, f"Suspended {tenant.slug}: its API calls are refused.")
@@ -134,7 +176,9 @@ def tenant_delete(request, tenant):
     return _render_detail(request, tenant, delete_form=form)
 
 
-def _render_detail(request, tenant: Tenant, *, quota_form=None, delete_form=None):
+def _render_detail(
+    request, tenant: Tenant, *, quota_form=None, delete_form=None, model_form=None, policy_form=None
+):
     context = {
         "nav": "tenants",
         "tab": "settings",
@@ -143,6 +187,9 @@ def _render_detail(request, tenant: Tenant, *, quota_form=None, delete_form=None
         "placement": _placement(tenant),
         "quota_form": quota_form or QuotaForm.for_quota(quota_get(tenant=tenant)),
         "delete_form": delete_form or DeleteConfirmForm(slug=tenant.slug),
+        "model_form": model_form or _model_form(initial={"default_model": tenant.default_model}),
+        "policy_form": policy_form
+        or AnswerPolicyForm(initial={"answer_policy": tenant.answer_policy}),
     }
     return render(request, "console/tenants/detail.html", context)
 

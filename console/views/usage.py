@@ -1,4 +1,5 @@
-"""Usage: requests and tokens per hour for 7 days (chart and table), and quota headroom."""
+"""Usage: requests and tokens per hour for 7 days (chart and table), and quota headroom
+(token budgets per model included)."""
 
 from __future__ import annotations
 
@@ -89,4 +90,28 @@ def _headroom(summary: dict) -> list[dict]:
     rows.append(meter("Storage", storage["used"], storage["limit"], in_bytes=True))
     running = summary["concurrent_generations"]
     rows.append(meter("Generations running", running["running"], running["limit"]))
+    rows.extend(_token_meters(summary["token_budgets"]))
+    return rows
+
+
+def _token_meters(budgets: dict) -> list[dict]:
+    """Prompt + generated tokens against the hourly and daily budgets, one pair per model used
+    in the current windows (a pair at zero before any model is)."""
+    notes = {
+        "hour": f"this hour; resets at {budgets['hour_reset']:%H:%M} UTC",
+        "day": f"today (UTC); resets at {budgets['day_reset']:%Y-%m-%d %H:%M} UTC",
+    }
+    models = budgets["models"] or [
+        {
+            "model": "each model",
+            "hour": {"used": 0, "limit": budgets["tokens_per_hour"]},
+            "day": {"used": 0, "limit": budgets["tokens_per_day"]},
+        }
+    ]
+    rows = []
+    for row in models:
+        for period in ("hour", "day"):
+            window = row[period]
+            label = f"Tokens per {period} · {row['model']}"
+            rows.append(meter(label, window["used"], window["limit"], note=notes[period]))
     return rows

@@ -16,7 +16,10 @@ from tenants.services.quotas import QuotaExceeded
 
 from ..filters import FilterError
 from ..generation.gate import GeneratorBusy
+from ..generation.model import ModelUnavailable
+from ..generation.registry import UnknownModel, model_names
 from ..services.answer import AnswerSession, answer_prepare
+from ..services.grounding import POLICIES
 from ..services.search import UnknownDocuments
 from .serializers import MAX_QUESTION_CHARS, JSONObjectField, document_ids_field
 from .sse import answer_sse_response
@@ -34,6 +37,31 @@ class AnswerRequestSerializer(StrictSerializer):
     cache = serializers.BooleanField(
         default=True, help_text="Serve a deterministic (temperature 0) answer from the cache."
     )
+    policy = serializers.ChoiceField(
+        choices=POLICIES,
+        required=False,
+        help_text="What to do with sentences the sources do not support: `annotate` (mark "
+        "them), `strict` (drop them) or `extractive` (quote the sources, no generation). "
+        "Unset: the tenant's `answer_policy`.",
+    )
+    model = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        max_length=200,
+        help_text="A model of `GET /v1/models`; unset: the tenant's default model.",
+    )
+
+    def validate(self, attrs):
+        # After the fields (a malformed request is a 400 whatever it names), before the
+        # request is admitted against the quota.
+        model = attrs.get("model")
+        if model and model not in model_names():
+            raise unknown_model(UnknownModel(model))
+        return {**attrs, "model": model or None}
+
+
+def unknown_model(exc: UnknownModel) -> Problem:
+    return Problem(404, "model_not_found", str(exc))
 
 
 class CitationSerializer(serializers.Serializer):
@@ -42,6 +70,20 @@ class CitationSerializer(serializers.Serializer):
     document_id = serializers.UUIDField()
     title = serializers.CharField()
     snippet = serializers.CharField()
+
+
+class SentenceSerializer(serializers.Serializer):
+    text = serializers.CharField()
+    cited = serializers.ListField(child=serializers.IntegerField())
+    supported_by = serializers.ListField(
+        child=serializers.IntegerField(), help_text="Sources that support it, best first."
+    )
+    support = serializers.FloatField(help_text="Its best support score, 0-1.")
+    supported = serializers.BooleanField()
+    claim = serializers.BooleanField(
+        help_text="False for a sentence that claims nothing (a refusal, list furniture)."
+    )
+    kept = serializers.BooleanField(help_text="False: dropped from the answer by `strict`.")
 
 
 class AnswerResponseSerializer(serializers.Serializer):
@@ -53,6 +95,18 @@ class AnswerResponseSerializer(serializers.Serializer):
     finish_reason = serializers.CharField()
     max_tokens = serializers.IntegerField()
     cached = serializers.BooleanField()
+    policy = serializers.ChoiceField(choices=POLICIES)
+    grounded = serializers.FloatField(
+        help_text="Share of the answer's claims that its sources support (1 when it has none)."
+    )
+    declined = serializers.BooleanField(
+        help_text="The documents do not answer the question: `answer` says so, nothing is "
+        "cited, no model ran (`finish_reason` is `declined`)."
+    )
+    sentences = SentenceSerializer(many=True)
+    raw_answer = serializers.CharField(
+        required=False, help_text="The generated text before the policy (when a model ran)."
+    )
 
 
 def start_answer(request, params: dict, **extra) -> AnswerSession:
@@ -69,10 +123,16 @@ def start_answer(request, params: dict, **extra) -> AnswerSession:
             max_tokens=params.get("max_tokens"),
             temperature=params.get("temperature"),
             use_cache=params.get("cache", True),
+            model=params.get("model"),
+            policy=params.get("policy"),
             **extra,
         )
     except FilterError as exc:
         raise Problem(422, "invalid_filter", str(exc)) from exc
+    except UnknownModel as exc:
+        raise unknown_model(exc) from exc
+    except ModelUnavailable as exc:  # over the memory budget: refused until the operator acts
+        raise Problem(503, "model_unavailable", str(exc)) from exc
     except UnknownDocuments as exc:
         raise Problem(404, "not_found", str(exc)) from exc
     try:

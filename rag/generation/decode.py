@@ -24,6 +24,7 @@ class DecodeStats:
     completion_tokens: int = 0
     finish_reason: str = "length"  # "stop" when the model ended its turn
     first_token_at: float | None = None
+    decoded_at: float | None = None  # the last token decoded (the support check comes after)
     finished_at: float | None = None
 
 
@@ -68,6 +69,7 @@ def decode_stream(
             yield text
         if stats.completion_tokens >= max_tokens:
             break
+    stats.decoded_at = time.perf_counter()
     tail = decoder.decode(b"", final=True)
     if tail:
         yield tail

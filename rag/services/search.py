@@ -78,6 +78,9 @@ class SearchResult:
     # What each hit adds to its document's rank: its fused score in hybrid search, else its
     # reciprocal rank (documents_grouped).
     evidence: list[float] = field(default_factory=list)
+    # Cosine similarity of the query and each chunk the vector half ranked (chunk id ->
+    # similarity): an absolute measure of relevance, which rank fusion's scores are not.
+    similarities: dict[int, float] = field(default_factory=dict)
 
 
 # pgvector refuses a larger hnsw.ef_search; the iterative scan finds rows past it.
@@ -190,7 +193,8 @@ def chunk_search(
     }
     if observe:
         observe_search(tenant=tenant, mode=mode, timings=timings)
-    return SearchResult(hits=hits, timings=timings, evidence=evidence)
+    similarities = dict(ranked[0]) if vector is not None else {}
+    return SearchResult(hits=hits, timings=timings, evidence=evidence, similarities=similarities)
 
 
 def _document_filter(filters: dict | None) -> tuple[list[str], list]:

@@ -1,6 +1,7 @@
 // The playground: POST the question, read the Server-Sent Events as they arrive (`delta`
-// events append text, `done` brings citations, usage and timings, `error` a problem), and
-// show refusals (problem+json) next to the fields they concern.
+// events append text, `done` brings citations, usage, timings and the support check, `error`
+// a problem), and show refusals (problem+json) next to the fields they concern. Sentences the
+// sources do not support are highlighted (annotate) or listed as removed (strict).
 (function () {
   "use strict";
   var form = document.getElementById("ask-form");
@@ -15,12 +16,16 @@
   var timings = document.getElementById("timings");
   var usage = document.getElementById("usage");
   var chunkView = document.getElementById("chunk-view");
+  var grounding = document.getElementById("grounding");
+  var droppedBox = document.getElementById("dropped-box");
+  var dropped = document.getElementById("dropped");
   var STAGES = [
     ["embed_ms", "Embed"],
     ["retrieve_ms", "Retrieve"],
     ["queue_ms", "Queue"],
     ["ttft_ms", "Time to first token"],
     ["generate_ms", "Generate"],
+    ["check_ms", "Support check"],
     ["total_ms", "Total"],
   ];
   var controller = null;
@@ -85,7 +90,44 @@
     return { name: name, data: JSON.parse(data.join("\n")) };
   }
 
+  // Text only (textContent): answers and sources are untrusted and may hold markup.
+  function renderGrounding(body) {
+    var sentences = body.sentences || [];
+    if (body.policy === "annotate" && sentences.length) {
+      answer.textContent = "";
+      sentences.forEach(function (s, i) {
+        var span = document.createElement("span");
+        span.textContent = (i ? " " : "") + s.text;
+        if (s.claim && !s.supported) {
+          span.className = "unsupported";
+          span.title = "Not supported by the sources (support " + s.support.toFixed(2) + ")";
+          var label = document.createElement("span");
+          label.className = "visually-hidden";
+          label.textContent = " (not supported by the sources)";
+          span.appendChild(label);
+        }
+        answer.appendChild(span);
+      });
+    }
+    dropped.textContent = "";
+    sentences.forEach(function (s) {
+      if (s.kept) return;
+      var item = document.createElement("li");
+      item.textContent = s.text;
+      dropped.appendChild(item);
+    });
+    droppedBox.hidden = !dropped.children.length;
+    if (body.declined) {
+      grounding.textContent = "Declined: the documents do not answer this question.";
+    } else {
+      grounding.textContent =
+        "Grounded: " + Math.round((body.grounded || 0) * 100) + "% of the answer's claims are " +
+        "supported by its sources · policy " + body.policy;
+    }
+  }
+
   function renderDone(body, slug) {
+    renderGrounding(body);
     citations.textContent = "";
     (body.citations || []).forEach(function (c) {
       var item = document.createElement("li");
@@ -106,7 +148,9 @@
     if (!citations.children.length) {
       var none = document.createElement("li");
       none.className = "empty";
-      none.textContent = "No sources: nothing relevant was found, so the model was not run.";
+      none.textContent = body.declined
+        ? "No sources: nothing relevant was found, so the model was not run."
+        : "No source is cited.";
       citations.appendChild(none);
     }
     if (window.htmx) window.htmx.process(citations);

@@ -25,6 +25,8 @@ class ApiKeySerializer(serializers.ModelSerializer):
             "expires_at",
             "revoked_at",
             "last_used_at",
+            "tokens_per_hour",
+            "tokens_per_day",
         ]
 
 
@@ -35,6 +37,20 @@ class ApiKeyCreateSerializer(StrictSerializer):
     )
     expires_in_days = serializers.IntegerField(
         min_value=1, max_value=3650, required=False, allow_null=True
+    )
+    tokens_per_hour = serializers.IntegerField(
+        min_value=1,
+        max_value=2**63 - 1,
+        required=False,
+        allow_null=True,
+        help_text="The key's own token budget per hour and model; empty: only the tenant's.",
+    )
+    tokens_per_day = serializers.IntegerField(
+        min_value=1,
+        max_value=2**63 - 1,
+        required=False,
+        allow_null=True,
+        help_text="The key's own token budget per UTC day and model; empty: only the tenant's.",
     )
 
 
@@ -61,6 +77,8 @@ class ApiKeyListView(TenantAPIView):
             scopes=params.validated_data["scopes"],
             expires_in_days=params.validated_data.get("expires_in_days"),
             name=params.validated_data["name"],
+            tokens_per_hour=params.validated_data.get("tokens_per_hour"),
+            tokens_per_day=params.validated_data.get("tokens_per_day"),
         )
         key.key = raw
         return Response(ApiKeyCreatedSerializer(key).data, status=status.HTTP_201_CREATED)

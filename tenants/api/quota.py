@@ -7,8 +7,9 @@ from .problems import Problem
 
 
 def quota_problem(exc: QuotaExceeded) -> Problem:
-    """The API error for a quota refusal: its status, code, detail and headers."""
-    return Problem(exc.status, exc.code, exc.detail, headers=exc.headers)
+    """The API error for a quota refusal: its status, code, detail, headers and any members of
+    its own (a token budget's `retry_after`, `retryable` and `budget`)."""
+    return Problem(exc.status, exc.code, exc.detail, headers=exc.headers, **exc.extra)
 
 
 def admit(request, kind: str) -> dict[str, str]:

@@ -40,14 +40,29 @@ def looks_like_key(value: str) -> bool:
 
 
 def apikey_create(
-    *, tenant: Tenant, scopes: list[str], expires_in_days: int | None = None, name: str = ""
+    *,
+    tenant: Tenant,
+    scopes: list[str],
+    expires_in_days: int | None = None,
+    name: str = "",
+    tokens_per_hour: int | None = None,
+    tokens_per_day: int | None = None,
 ) -> tuple[ApiKey, str]:
-    """Issue a key and return it with its plaintext, which is never available again."""
+    """Issue a key and return it with its plaintext, which is never available again.
+
+    `tokens_per_hour` / `tokens_per_day`: the key's own token budgets (per model), held on top
+    of the tenant's; None: only the tenant's apply."""
     unknown = set(scopes) - set(ApiKeyScope.values)
     if not scopes or unknown:
         raise ValueError(f"Scopes must be a non-empty subset of {sorted(ApiKeyScope.values)}.")
     if expires_in_days is not None and expires_in_days <= 0:
         raise ValueError("expires_in_days must be positive.")
+    budgets = {"tokens_per_hour": tokens_per_hour, "tokens_per_day": tokens_per_day}
+    for budget, value in budgets.items():
+        if value is not None and (
+            not isinstance(value, int) or isinstance(value, bool) or not 0 < value < 2**63
+        ):
+            raise ValueError(f"{budget} must be a positive integer or empty, not {value!r}.")
     prefix = KEY_PREFIX + secrets.token_hex(6)
     raw = f"{prefix}_{secrets.token_urlsafe(32)}"
     key = ApiKey.objects.create(
@@ -57,6 +72,7 @@ def apikey_create(
         secret_hash=hash_key(raw),
         scopes=sorted(set(scopes)),
         expires_at=timezone.now() + timedelta(days=expires_in_days) if expires_in_days else None,
+        **budgets,
     )
     return key, raw
 

@@ -7,6 +7,8 @@
 - Documents and stored bytes: checked under a per-tenant advisory lock inside the tenant
   context, before a document is stored (`storage_admit`).
 - Tokens per response: read by the generation code (`quota_max_tokens`).
+- Tokens per hour and per day, per model: reserved and refunded by
+  tenants.services.token_budgets (its limits are set here, with the others).
 
 Refusals raise QuotaExceeded, which carries the HTTP status, the stable problem code and the
 headers (`Retry-After`, `RateLimit-Policy`, `RateLimit`) the API answers with.
@@ -50,19 +52,32 @@ QUOTA_FIELDS = (
     "max_documents",
     "max_storage_bytes",
     "max_concurrent_generations",
+    "tokens_per_hour",
+    "tokens_per_day",
 )
+_BIG_FIELDS = ("max_storage_bytes", "tokens_per_hour", "tokens_per_day")
 _INT_MAX = 2**31 - 1
 _BIGINT_MAX = 2**63 - 1
 
 
 class QuotaExceeded(Exception):
     """A request refused by a quota: `status` 429 or 413, `code` one of `rate_limited`,
-    `quota_exceeded`, `storage_quota_exceeded`; `headers` to send with the refusal."""
+    `quota_exceeded`, `storage_quota_exceeded`, `token_budget_exhausted`; `headers` to send
+    with the refusal; `extra`: members for the problem body (e.g. `retry_after`)."""
 
-    def __init__(self, status: int, code: str, detail: str, headers: dict[str, str] | None = None):
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        detail: str,
+        headers: dict[str, str] | None = None,
+        *,
+        extra: dict | None = None,
+    ):
         super().__init__(detail)
         self.status, self.code, self.detail = status, code, detail
         self.headers: dict[str, str] = dict(headers or {})
+        self.extra: dict = dict(extra or {})
 
 
 # --- Quotas (selector and service) -----------------------------------------------------------
@@ -105,7 +120,7 @@ def _positive_int(name: str, value) -> int:
         number = int(value) if not isinstance(value, bool | float) else None
     except (TypeError, ValueError):
         number = None
-    ceiling = _BIGINT_MAX if name == "max_storage_bytes" else _INT_MAX
+    ceiling = _BIGINT_MAX if name in _BIG_FIELDS else _INT_MAX
     if number is None or not 0 < number <= ceiling:
         raise ValueError(f"{name} must be a positive integer (at most {ceiling}), not {value!r}.")
     return number

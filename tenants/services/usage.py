@@ -13,7 +13,7 @@ from django.db.models import Sum
 from django.db.models.functions import Coalesce
 
 from ..context import tenant_context
-from ..models import ApiKey, RequestCounter, Tenant, UsageRecord
+from ..models import ApiKey, RequestCounter, Tenant, UsageKind, UsageRecord
 from ..planes import data_plane
 from .quotas import (
     KINDS,
@@ -26,6 +26,7 @@ from .quotas import (
     kind_value,
     quota_get,
 )
+from .token_budgets import token_budget_usage
 
 LEDGER_COUNTERS = (
     "requests",
@@ -98,8 +99,10 @@ def usage_summary(*, tenant: Tenant) -> dict:
 
     Requests: this hour's admitted requests per kind, with the window's reset time.
     `last_24h`: the ledger's totals (requests, tokens, generation time) of the current hour
-    and the 23 before, all keys together. Storage:
+    and the 23 before, all keys together; `answers_by_model` the same for answers, per model.
+    Storage:
     documents and bytes, read in the tenant's own store. Generations: leases running now.
+    Token budgets: tokens reserved or used this hour and this UTC day, per model.
     """
     quota = quota_get(tenant=tenant)
     window_start, now = _clock()
@@ -121,6 +124,7 @@ def usage_summary(*, tenant: Tenant) -> dict:
         }
     since = window_start - timedelta(hours=23)
     tokens = _ledger_totals(tenant, since)
+    by_model = _answers_by_model(tenant, since)
     with tenant_context(tenant):
         stored = data_plane().stored()
     return {
@@ -128,6 +132,7 @@ def usage_summary(*, tenant: Tenant) -> dict:
         "as_of": now,
         "requests": requests,
         "last_24h": tokens,
+        "answers_by_model": by_model,
         "documents": {"used": stored.documents, "limit": quota.max_documents},
         "storage_bytes": {"used": stored.bytes, "limit": quota.max_storage_bytes},
         "concurrent_generations": {
@@ -135,6 +140,7 @@ def usage_summary(*, tenant: Tenant) -> dict:
             "limit": quota.max_concurrent_generations,
         },
         "max_tokens_per_response": quota.max_tokens_per_response,
+        "token_budgets": token_budget_usage(tenant=tenant),
     }
 
 
@@ -157,6 +163,19 @@ def usage_series(*, tenant: Tenant, hours: int = 168) -> list[dict]:
 def _ledger_totals(tenant: Tenant, since: datetime) -> dict[str, int]:
     records = UsageRecord.objects.using(METERING_DB).filter(tenant_id=tenant.pk, hour__gte=since)
     return records.aggregate(**{name: Coalesce(Sum(name), 0) for name in LEDGER_COUNTERS})
+
+
+def _answers_by_model(tenant: Tenant, since: datetime) -> list[dict]:
+    """The ledger's answer rows since `since`, summed per generation model (the model is the
+    ledger's own string: the kernel knows no model registry)."""
+    rows = (
+        UsageRecord.objects.using(METERING_DB)
+        .filter(tenant_id=tenant.pk, hour__gte=since, kind=UsageKind.ANSWER)
+        .values("model")
+        .annotate(**{name: Sum(name) for name in LEDGER_COUNTERS if name != "embedding_tokens"})
+        .order_by("model")
+    )
+    return list(rows)
 
 
 def _clock() -> tuple[datetime, datetime]:

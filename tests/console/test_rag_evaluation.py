@@ -186,6 +186,60 @@ def test_a_running_row_polls_and_shows_progress_and_deltas_are_coloured(staff_cl
     assert "first run" in html  # the oldest has nothing to compare with
 
 
+def test_answer_runs_show_their_metrics_per_model_and_policy_with_changes(
+    staff_client, make_tenant
+):
+    tenant = make_tenant("pool")
+    eval_set, _ = _set_with_run(tenant)
+
+    def results(accuracy, ttft):
+        means = {"accuracy": accuracy, "refusals": None, "groundedness": 0.9, "questions": 3}
+        means |= {"citation_precision": 0.75, "ttft_p50_ms": ttft, "tokens_per_s": 29.5}
+        by_policy = {
+            "strict": {"overall": means, "archetypes": {"operator": {**means, "questions": 1}}}
+        }
+        return {"answers": {"SmolLM2": by_policy}}
+
+    with tenant_context(tenant):
+        first = EvalRun.objects.create(
+            eval_set=eval_set, kind="answers", status="done", k=5, results=results(0.5, 900.0)
+        )
+        second = EvalRun.objects.create(
+            eval_set=eval_set, kind="answers", status="done", k=5, results=results(0.8, 600.0)
+        )
+    html = staff_client.get(reverse("console:tenant-evaluation", args=[tenant.slug])).content
+    html = html.decode()
+    assert 'id="answer-runs-heading">Answer runs' in html and "Citation precision" in html
+    row = html.split(f'id="evalrun-{second.pk}"')[1].split("</tbody>")[0]
+    assert 'data-kind="answers"' in row and f"vs run #{first.pk}" in row
+    assert 'data-model="SmolLM2" data-policy="strict" data-group="overall"' in row
+    assert 'data-group="operator"' in row and ">operator<" in row
+    assert '0.800<span class="delta up" aria-label="change +0.300">+0.300</span>' in row
+    assert '600.0<span class="delta up" aria-label="change -300.0">-300.0</span>' in row  # faster
+    assert "0.900" in row and "29.5" in row and "—" in row  # no unanswerable question: no rate
+    # The retrieval table does not show answer runs.
+    retrieval = html.split('id="runs-heading"')[1].split('id="answer-runs-heading"')[0]
+    assert f'id="evalrun-{second.pk}"' not in retrieval
+
+
+def test_the_answers_button_queues_an_answer_run(staff_client, make_tenant):
+    tenant = make_tenant("pool")
+    eval_set = evalset_import(
+        tenant=tenant,
+        name="zoo",
+        lines=[*LINES, json.dumps({"question": "Who won in 1998?", "unanswerable": True})],
+    )
+    url = reverse("console:tenant-evaluation-run", args=[tenant.slug, eval_set.pk])
+    html = staff_client.get(reverse("console:tenant-evaluation", args=[tenant.slug])).content
+    assert f'id="run-answers-{eval_set.pk}"' in html.decode()
+    response = staff_client.post(url, {"k": "5", "kind": "answers"}, follow=True)
+    [run] = evalrun_list(tenant=tenant)
+    assert _messages(response) == [f"Answer run {run.pk} of “zoo” queued."]
+    assert (run.kind, run.k, run.progress_total) == ("answers", 5, 3)
+    row = response.content.decode().split(f'id="evalrun-{run.pk}"')[1].split("</tbody>")[0]
+    assert 'data-kind="answers"' in row and "0/3</span> answers" in row
+
+
 def test_a_bad_k_queues_nothing(staff_client, make_tenant):
     tenant = make_tenant("pool")
     eval_set = evalset_import(tenant=tenant, name="zoo", lines=LINES)

@@ -99,9 +99,9 @@ def test_a_missing_generator_file_is_not_ready_and_no_probe_loads_a_model(
     loads = []
     real_load, real_get = generation._load, embedding.get_model
     # Spies around the real loaders: a probe that loaded a model would show up in `loads`.
-    monkeypatch.setattr(generation, "_load", lambda: loads.append("llm") or real_load())
+    monkeypatch.setattr(generation, "_load", lambda spec: loads.append("llm") or real_load(spec))
     monkeypatch.setattr(embedding, "get_model", lambda: loads.append("embedding") or real_get())
-    monkeypatch.setattr(generation, "_model", None)
+    monkeypatch.setattr(generation, "_models", {})
     settings.LLM_MODEL_PATH = str(tmp_path / "missing.gguf")
     response = Client().get("/readyz")
     assert response.status_code == 503

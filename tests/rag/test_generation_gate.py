@@ -1,5 +1,5 @@
 """The generation gate: one generation at a time, a bounded queue, no prompt state shared
-between tenants."""
+between tenants (only the platform's own prefix, the same for all: test_prompt_prefix.py)."""
 
 import threading
 
@@ -44,34 +44,39 @@ def test_a_wait_that_runs_out_is_refused():
     gate.release()
 
 
-def test_the_model_state_is_reset_before_every_generation(monkeypatch):
+def test_every_generation_starts_from_the_same_state():
+    from rag.generation.gate import prefix_tokens
     from rag.generation.model import get_model
 
-    llm = get_model().llm
-    resets = []
-    original = llm.reset
-    monkeypatch.setattr(llm, "reset", lambda: (resets.append(1), original())[1])
+    model = get_model()
+    llm = model.llm
     gate = GenerationGate(max_waiting=4, timeout=5)
-    for _ in range(4):  # whoever asks: the gate no longer even knows the tenant
-        gate.acquire()
+    seen = []
+    for word in ("alpha", "beta gamma", "delta epsilon zeta", "eta"):
+        gate.acquire()  # whoever asks: the gate does not even know the tenant
+        seen.append(llm.input_ids[: llm.n_tokens].tolist())
+        llm.eval(model.tokenize(f"Tenant word {word}.", special=False))
         gate.release()
-    # Every turn is reset: reusing a prefix would time who generated last.
-    assert len(resets) == 4
+    # Every turn sees the shared prefix and nothing else: reusing more would time who
+    # generated last.
+    assert seen == [prefix_tokens(model)] * 4
 
 
 def test_a_tenant_switch_forgets_the_previous_prompt():
+    from rag.generation.gate import prefix_tokens
     from rag.generation.model import get_model
 
     model = get_model()
     gate = GenerationGate(max_waiting=4, timeout=5)
     tokens = model.tokenize("The secret word of tenant A is heliotrope.", special=False)
-    model.llm.reset()
+    prefix = prefix_tokens(model)
     gate.acquire()
     model.llm.eval(tokens)
-    assert model.llm.n_tokens == len(tokens)
+    assert model.llm.n_tokens == len(prefix) + len(tokens)
     gate.release()
     gate.acquire()
     try:
-        assert model.llm.n_tokens == 0  # nothing of A's prompt is left to match a prefix
+        # Nothing of A's prompt is left to match a prefix: only the platform's own.
+        assert model.llm.input_ids[: model.llm.n_tokens].tolist() == prefix
     finally:
         gate.release()

@@ -6,6 +6,8 @@ import pytest
 
 from tests.helpers import MODES
 
+SMOLLM = "SmolLM2-135M-Instruct.Q4_1"
+
 ZOO = (
     "# Lakeside zoo handbook\n\n## Zebras\n\nThe zebras at Lakeside zoo eat fresh meadow hay "
     "twice a day.\n\n## Penguins\n\nThe penguins are fed herring every morning."
@@ -31,7 +33,7 @@ def zoo_key(make_tenant, make_key, upload, wait_done, worker):
 def test_chat_completion(client_for, zoo_key):
     key, document_id = zoo_key
     completion = client_for(key).chat.completions.create(
-        model="anything",
+        model=SMOLLM,
         messages=[
             {"role": "system", "content": "Answer in one sentence."},
             {"role": "user", "content": "What do the zebras eat?"},
@@ -53,7 +55,7 @@ def test_chat_completion(client_for, zoo_key):
 def test_streaming_chat_completion(client_for, zoo_key):
     key, _ = zoo_key
     stream = client_for(key).chat.completions.create(
-        model="anything",
+        model=SMOLLM,
         messages=[{"role": "user", "content": "What are the penguins fed?"}],
         max_tokens=12,
         stream=True,
@@ -91,7 +93,7 @@ def test_embeddings_match_the_retrieval_model(client_for, zoo_key):
 def test_models_list(client_for, zoo_key):
     key, _ = zoo_key
     ids = {m.id for m in client_for(key).models.list()}
-    assert ids == {"SmolLM2-135M-Instruct.Q4_1", "all-MiniLM-L6-v2"}
+    assert ids == {SMOLLM, "gemma-3-270m-q4_k_m", "all-MiniLM-L6-v2"}
 
 
 def test_errors_take_openai_shape(client_for, zoo_key):
@@ -126,13 +128,17 @@ def test_bad_requests_take_openai_shape(client_for, zoo_key):
 def test_chat_completions_are_tenant_scoped(
     mode, client_for, make_tenant, make_key, upload, wait_done, worker
 ):
+    # Both tenants can answer the question; A's document says it better. B's answer is B's.
     a_key, b_key = make_key(make_tenant(mode)), make_key(make_tenant(mode))
-    a_doc = upload(a_key, text=ZOO, title="Zoo handbook").json()["id"]
+    goats = "# Zoo goats\n\nThe goats at Lakeside zoo graze on fresh meadow hay every day."
+    a_doc = upload(a_key, text=goats, title="Zoo goats").json()["id"]
     b_doc = upload(b_key, text="# Farm\n\nOur goats graze on clover.", title="Farm").json()["id"]
     assert wait_done(a_key, a_doc)["status"] == "ready"
     assert wait_done(b_key, b_doc)["status"] == "ready"
     completion = client_for(b_key).chat.completions.create(
-        model="m", messages=[{"role": "user", "content": "What do the zebras eat?"}], max_tokens=8
+        model=SMOLLM,
+        messages=[{"role": "user", "content": "What do the goats graze on?"}],
+        max_tokens=8,
     )
     assert {c["document_id"] for c in completion.model_extra["citations"]} == {b_doc}
     assert "meadow hay" not in completion.model_dump_json()

@@ -93,7 +93,7 @@ def test_chat_over_the_answer_quota_is_a_rate_limit_error(mid_hour, make_tenant,
     quota_set(tenant=tenant, answer_per_hour=1)
     quota_admit(tenant=tenant, kind="answer")  # the hour's one answer is taken
     key = make_key(tenant, scopes=["query"])
-    body = {"model": "m", "messages": [{"role": "user", "content": "What do owls eat?"}]}
+    body = {"messages": [{"role": "user", "content": "What do owls eat?"}]}
     refused = post("/v1/chat/completions", body, key)
     openai_error(refused, 429, "rate_limit_error", "rate_limited")
     assert int(refused["Retry-After"]) >= 1

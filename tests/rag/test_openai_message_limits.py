@@ -21,7 +21,7 @@ from tests.helpers import bearer
 def chat(key: str, messages: list[dict]):
     return Client().post(
         "/v1/chat/completions",
-        json.dumps({"model": "anything", "messages": messages, "max_tokens": 4}),
+        json.dumps({"messages": messages, "max_tokens": 4}),
         content_type="application/json",
         **bearer(key),
     )

@@ -56,6 +56,7 @@ def test_sources_are_numbered_and_fit_the_budget(model, settings):
     from rag.generation.prompt import prompt_build
 
     settings.ANSWER_CONTEXT_TOKENS = 300
+    settings.ANSWER_MAX_SOURCES = 5  # the budget shared out, not the right-sizing (own tests)
     filler = [f"Nothing to see in note number {i}." for i in range(200)]
     long_text = " ".join([*filler[:100], "The mango crate is painted blue.", *filler[100:]])
     hits = [Hit(i, f"d{i}", f"Doc {i}", long_text) for i in range(1, 6)]

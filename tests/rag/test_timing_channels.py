@@ -1,5 +1,6 @@
 """What a tenant's own timings may tell it about other tenants' work (docs: README, "What a
-tenant can infer about others"). One test per channel: gone (the generator's prefix reuse),
+tenant can infer about others"). One test per channel: gone (the generator's reuse of the
+previous prompt; only the platform's own prefix, the same for every tenant, is kept),
 bounded (the generation queue, shown as a bucket), or gone in bridge where it stays in pool
 (keyword search over a shared full-text index)."""
 
@@ -48,7 +49,8 @@ def test_a_repeated_prompt_takes_as_long_whoever_generated_in_between(
     alone = _answer(mine, question)["generate_ms"]
     _answer(theirs, "What do the voles dig?")
     after_another = _answer(mine, question)["generate_ms"]
-    # With prefix reuse reset only on a tenant switch: 0.6 ms alone, 1.5 s after another.
+    # With the cache reset only on a tenant switch: 0.6 ms alone, 1.5 s after another. Now
+    # each turn starts from the shared prefix alone, whoever generated in between.
     assert max(alone, after_another) / min(alone, after_another) < 3, (alone, after_another)
 
 

@@ -118,5 +118,9 @@ chat_schema = extend_schema(
     responses={
         (200, "application/json"): OpenApiResponse(CHAT_COMPLETION),
         (200, "text/event-stream"): OpenApiResponse(_STREAM, description="With `stream: true`."),
+        404: OpenApiResponse(
+            {"$ref": "#/components/schemas/OpenAIError"},
+            description="`model` names no model of `/v1/models` (`model_not_found`).",
+        ),
     },
 )

@@ -8,6 +8,7 @@ from rest_framework import serializers
 from tenants.api.schema import NOT_ONLY_WHITESPACE
 from tenants.api.strict import StrictSerializer
 
+from ...generation.registry import UnknownModel, model_names
 from ...models import EMBEDDING_DIMENSIONS
 from ..serializers import MAX_QUESTION_CHARS, JSONObjectField
 from .errors import OpenAIError
@@ -81,6 +82,14 @@ class ChatCompletionRequestSerializer(StrictSerializer):
     # Tenantry's retrieval options (ignored by other servers, harmless to send).
     k = serializers.IntegerField(min_value=1, max_value=20, default=5)
     filter = JSONObjectField(required=False, default=None, allow_null=True)
+
+    def validate(self, attrs):
+        # OpenAI's own status and code for a model it does not serve: after the fields (a
+        # malformed request is a 400 whatever it names), before the request is admitted.
+        model = attrs.get("model")
+        if model and model not in model_names():
+            raise OpenAIError(404, "model_not_found", str(UnknownModel(model)), param="model")
+        return {**attrs, "model": model or None}
 
     def validate_messages(self, messages):
         if messages[-1]["role"] != "user" or not messages[-1]["content"].strip():

@@ -15,8 +15,8 @@ from tenants.services.quotas import QuotaExceeded, quota_admit
 from tenants.services.usage import usage_record
 
 from ...embedding import embed_texts
-from ...generation.model import model_name
 from ...generation.prompt import Turn
+from ...generation.registry import model_names
 from ...models import EMBEDDING_DIMENSIONS
 from ...tokenizer import MODEL_MAX_TOKENS, count_tokens_batch
 from ..answer import start_answer
@@ -42,8 +42,8 @@ class ModelsView(OpenAIView):
     def get(self, request):
         created = 0
         data = [
-            {"id": model_name(), "object": "model", "created": created, "owned_by": "tenantry"},
-            {"id": EMBEDDING_MODEL, "object": "model", "created": created, "owned_by": "tenantry"},
+            {"id": name, "object": "model", "created": created, "owned_by": "tenantry"}
+            for name in [*model_names(), EMBEDDING_MODEL]
         ]
         return Response({"object": "list", "data": data})
 
@@ -104,13 +104,20 @@ class EmbeddingsView(OpenAIView):
         return with_headers(Response(body), rate_headers)
 
 
+def openai_finish_reason(session) -> str:
+    """OpenAI's clients know `stop` and `length`: a declined answer (the documents do not say)
+    ends with `stop`, and says it in the `grounding` extension (`declined: true`)."""
+    reason = session.stats.finish_reason
+    return "stop" if reason == "declined" else reason
+
+
 class ChatCompletionsView(OpenAIView):
     """Chat completions grounded in the tenant's documents.
 
     The last user message is the question that drives retrieval; earlier user and assistant
     messages are the conversation; system (or developer) messages are the application's
-    instructions, added after Tenantry's own grounding rules. `model` may name anything: the
-    platform's one generation model answers and is named in the response.
+    instructions, added after Tenantry's own grounding rules. `model` names one of
+    `/v1/models` (404 `model_not_found` otherwise); empty or absent: the tenant's default.
     """
 
     scopes = {"POST": ApiKeyScope.QUERY}
@@ -130,6 +137,7 @@ class ChatCompletionsView(OpenAIView):
                 "filter": data.get("filter"),
                 "max_tokens": data.get("max_completion_tokens") or data.get("max_tokens"),
                 "temperature": data.get("temperature"),
+                "model": data.get("model"),
             },
             history=[
                 Turn(m["role"], m["content"])
@@ -154,7 +162,7 @@ class ChatCompletionsView(OpenAIView):
                     {
                         "index": 0,
                         "message": {"role": "assistant", "content": session.answer},
-                        "finish_reason": session.stats.finish_reason,
+                        "finish_reason": openai_finish_reason(session),
                         "logprobs": None,
                     }
                 ],
@@ -162,6 +170,7 @@ class ChatCompletionsView(OpenAIView):
                 "citations": [c.__dict__ for c in session.citations],
                 "timings": session.tenant_timings(),
                 "cached": session.cached is not None,
+                "grounding": session.checked.grounding(),
             }
             return with_headers(Response(body), rate_headers)
         include_usage = bool((data.get("stream_options") or {}).get("include_usage"))
@@ -184,10 +193,11 @@ class ChatCompletionsView(OpenAIView):
                 yield chunk({"content": delta})
             yield chunk(
                 {},
-                session.stats.finish_reason,
+                openai_finish_reason(session),
                 usage=session.usage(),
                 citations=[c.__dict__ for c in session.citations],
                 timings=session.tenant_timings(),
+                grounding=session.checked.grounding(),
             )
             if include_usage:
                 usage_chunk = {

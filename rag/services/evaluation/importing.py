@@ -15,6 +15,8 @@ from ...models import Document, EvalQuestion, EvalSet
 from .metrics import (
     MAX_ARCHETYPE,
     MAX_EXTERNAL_ID,
+    MAX_FACT,
+    MAX_FACTS,
     MAX_NAME,
     MAX_QUESTIONS,
     QUESTION_KEYS,
@@ -34,6 +36,8 @@ class _Draft:
     document_ids: list[str] = field(default_factory=list)  # explicit, must be the tenant's
     candidates: list[str] = field(default_factory=list)  # "relevant": id or external id
     external_ids: list[str] = field(default_factory=list)
+    expected_facts: list[str | list[str]] = field(default_factory=list)
+    unanswerable: bool = False
 
 
 def evalset_import(
@@ -47,6 +51,11 @@ def evalset_import(
     anything else is an external id, kept even if no document has it yet (it may be uploaded
     later). An explicit document id must be the tenant's: ids are made by the platform, so an
     unknown one can never become valid.
+
+    For answer evaluation a question may carry "expected_facts" (each a string or a list of
+    alternatives; a correct answer states every fact, an alternative list by any of its
+    entries) or "unanswerable": true (the documents do not answer it; the answer should
+    decline); a question with either needs no relevant documents.
 
     Strict: the first bad line raises EvalImportError naming it, and nothing is stored (the
     set is written in one transaction, in the tenant's context, after every line was checked).
@@ -122,9 +131,48 @@ def _parse_line(number: int, raw: str) -> _Draft:
             raise EvalImportError(
                 number, f'"relevant_document_ids": {value!r} is not a document id'
             ) from None
-    if not (draft.candidates or draft.external_ids or draft.document_ids):
-        raise EvalImportError(number, 'no relevant documents: give "relevant" a non-empty list')
+    draft.expected_facts = _facts(number, item.get("expected_facts", []))
+    unanswerable = item.get("unanswerable", False)
+    if not isinstance(unanswerable, bool):
+        raise EvalImportError(number, '"unanswerable" must be true or false')
+    draft.unanswerable = unanswerable
+    relevant = draft.candidates or draft.external_ids or draft.document_ids
+    if unanswerable and (draft.expected_facts or relevant):
+        raise EvalImportError(
+            number, "an unanswerable question has no expected facts and no relevant documents"
+        )
+    if not (relevant or draft.expected_facts or unanswerable):
+        raise EvalImportError(
+            number,
+            'no relevant documents: give "relevant" a non-empty list (or, for answer '
+            'evaluation only, "expected_facts" or "unanswerable": true)',
+        )
     return draft
+
+
+def _facts(number: int, values) -> list[str | list[str]]:
+    """Expected facts: a list of strings, or of lists of alternative strings."""
+    problem = (
+        f'"expected_facts" must be a list of at most {MAX_FACTS} facts, each a non-empty string '
+        f"of at most {MAX_FACT} characters or a non-empty list of such alternatives"
+    )
+
+    def fact(value) -> str:
+        if not isinstance(value, str) or not value.strip() or len(value.strip()) > MAX_FACT:
+            raise EvalImportError(number, problem)
+        return " ".join(value.split())
+
+    if not isinstance(values, list) or len(values) > MAX_FACTS:
+        raise EvalImportError(number, problem)
+    facts: list[str | list[str]] = []
+    for value in values:
+        if isinstance(value, list):
+            if not value or len(value) > MAX_FACTS:
+                raise EvalImportError(number, problem)
+            facts.append([fact(v) for v in value])
+        else:
+            facts.append(fact(value))
+    return facts
 
 
 def _strings(number: int, item: dict, key: str) -> list[str]:
@@ -173,4 +221,6 @@ def _resolve(draft: _Draft, known: set[str]) -> EvalQuestion:
         archetype=draft.archetype,
         relevant_document_ids=list(dict.fromkeys(document_ids)),
         relevant_external_ids=list(dict.fromkeys(external_ids)),
+        expected_facts=draft.expected_facts,
+        unanswerable=draft.unanswerable,
     )

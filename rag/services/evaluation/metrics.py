@@ -22,7 +22,11 @@ QUESTION_KEYS = {
     "relevant_document_ids",
     "relevant_external_ids",
     "archetype",
+    "expected_facts",
+    "unanswerable",
 }
+MAX_FACTS = 20  # per question, and alternatives per fact
+MAX_FACT = 200
 # A relevant document named by an external id no document has (yet) stays in the relevant set
 # under this prefix: it can never be retrieved, so it counts as missed, not as absent.
 MISSING = "missing:"

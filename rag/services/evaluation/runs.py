@@ -12,7 +12,15 @@ from tenants.context import data_alias, tenant_context
 from tenants.models import Tenant
 
 from ...handoff import EVALUATE_SET, after_commit
-from ...models import Chunk, Document, EvalQuestion, EvalRun, EvalRunStatus, EvalSet
+from ...models import (
+    Chunk,
+    Document,
+    EvalQuestion,
+    EvalRun,
+    EvalRunKind,
+    EvalRunStatus,
+    EvalSet,
+)
 from .metrics import (
     MAX_K,
     METRICS,
@@ -60,12 +68,21 @@ def chunk_depth(k: int) -> int:
     return min(max(k, NDCG_DEPTH) * 4, 200)
 
 
-def evalrun_queue(*, tenant: Tenant, eval_set: EvalSet, k: int = 10) -> EvalRun:
-    """A queued run of the set, evaluated by a worker (`evaluate_set`) once this commits."""
+def evalrun_queue(
+    *, tenant: Tenant, eval_set: EvalSet, k: int = 10, kind: str = EvalRunKind.RETRIEVAL
+) -> EvalRun:
+    """A queued run of the set, evaluated by a worker (`evaluate_set`) once this commits. An
+    answer run (kind "answers") uses the default model and every policy."""
     _check_k(k)
     with tenant_context(tenant):
-        total = EvalQuestion.objects.filter(eval_set_id=eval_set.pk).count() * len(MODES)
-        run = EvalRun.objects.create(eval_set_id=eval_set.pk, k=k, progress_total=total)
+        questions = list(EvalQuestion.objects.filter(eval_set_id=eval_set.pk))
+        if kind == EvalRunKind.ANSWERS:
+            from .answers import answer_questions, answer_steps
+
+            total = answer_steps(answer_questions(questions))
+        else:
+            total = len(retrieval_questions(questions)) * len(MODES)
+        run = EvalRun.objects.create(eval_set_id=eval_set.pk, k=k, kind=kind, progress_total=total)
         after_commit(EVALUATE_SET, str(tenant.id), run.pk, using=data_alias())
     run.eval_set = eval_set
     return run
@@ -93,6 +110,10 @@ def evaluation_run(
             run = EvalRun.objects.create(eval_set_id=eval_set.pk, k=k, status=EvalRunStatus.RUNNING)
     elif run.eval_set_id != eval_set.pk:
         raise ValueError(f"run {run.pk} is not a run of set {eval_set.pk}")
+    elif run.kind == EvalRunKind.ANSWERS:  # queued from the console
+        from .answers import answer_evaluation_run
+
+        return answer_evaluation_run(tenant=tenant, eval_set=eval_set, run=run, progress=progress)
     elif not _claim(tenant, run):
         return _reload(tenant, run)
     run.eval_set = eval_set
@@ -107,6 +128,12 @@ def evaluation_run(
                 status=run.status, error=run.error, finished_at=run.finished_at
             )
     return run
+
+
+def retrieval_questions(questions: list[EvalQuestion]) -> list[EvalQuestion]:
+    """The questions with relevant documents: those asked only of answers (expected facts, or
+    unanswerable) have nothing for search to find, and would count as misses."""
+    return [q for q in questions if q.relevant_document_ids or q.relevant_external_ids]
 
 
 def _check_k(k: int) -> None:
@@ -134,7 +161,7 @@ def _compute(tenant: Tenant, eval_set: EvalSet, run: EvalRun, progress: Progress
 
     k = run.k
     with tenant_context(tenant):
-        questions = list(EvalQuestion.objects.filter(eval_set_id=eval_set.pk))
+        questions = retrieval_questions(list(EvalQuestion.objects.filter(eval_set_id=eval_set.pk)))
         by_external = _external_ids(questions)
         corpus = {
             "documents_ready": Document.objects.filter(status="ready").count(),
@@ -221,14 +248,15 @@ def _means(rows: list[dict]) -> dict:
 
 
 def evaluation_previous(*, run: EvalRun) -> EvalRun | None:
-    """The set's last finished run created before `run`, in the caller's tenant context.
+    """The set's last finished run of the same kind created before `run`, in the caller's
+    tenant context.
 
     By id: ids are allocated in creation order within the placement that holds the set, and
     unlike `created_at` (the transaction's start) two runs never share one.
     """
     return (
         EvalRun.objects.filter(
-            eval_set_id=run.eval_set_id, status=EvalRunStatus.DONE, pk__lt=run.pk
+            eval_set_id=run.eval_set_id, kind=run.kind, status=EvalRunStatus.DONE, pk__lt=run.pk
         )
         .order_by("-pk")
         .first()
