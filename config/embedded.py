@@ -131,6 +131,7 @@ TUNING = {
     "shared_buffers": os.environ.get("PG_SHARED_BUFFERS", "1GB"),
     "effective_cache_size": os.environ.get("PG_EFFECTIVE_CACHE_SIZE", "4GB"),
     "maintenance_work_mem": os.environ.get("PG_MAINTENANCE_WORK_MEM", "512MB"),
+    "max_connections": os.environ.get("PG_MAX_CONNECTIONS", "100"),
     "jit": "off",
 }
 
@@ -148,7 +149,7 @@ def _tune(server) -> bool:
                 conn.execute(
                     sql.SQL("ALTER SYSTEM SET {} = {}").format(sql.Identifier(name), value)
                 )
-                restart = restart or name == "shared_buffers"
+                restart = restart or name in ("shared_buffers", "max_connections")
         conn.execute("SELECT pg_reload_conf()")
     return restart
 

@@ -15,6 +15,9 @@ _THROWAWAY = "DATABASE_URL" not in os.environ and "DATA_DIR" not in os.environ
 _OWN_REDIS = _THROWAWAY and "REDIS_URL" not in os.environ
 if _THROWAWAY:
     os.environ["DATA_DIR"] = tempfile.mkdtemp(prefix="tenantry-test-")
+    # One server for the whole suite: its gunicorn, workers, fault stacks' clients and tests
+    # that open 50 connections at once (the concurrency proofs) together pass 100.
+    os.environ.setdefault("PG_MAX_CONNECTIONS", "200")
     print(
         f"==> Starting a throwaway embedded PostgreSQL and Redis in {os.environ['DATA_DIR']}",
         file=sys.stderr,

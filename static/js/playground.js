@@ -93,7 +93,9 @@
   // Text only (textContent): answers and sources are untrusted and may hold markup.
   function renderGrounding(body) {
     var sentences = body.sentences || [];
-    if (body.policy === "annotate" && sentences.length) {
+    var squash = function (text) { return text.replace(/\s+/g, ""); };
+    var same = squash(sentences.map(function (s) { return s.text; }).join("")) === squash(body.answer || "");
+    if (body.policy === "annotate" && sentences.length && same) {
       answer.textContent = "";
       sentences.forEach(function (s, i) {
         var span = document.createElement("span");

@@ -170,6 +170,7 @@ def test_hostile_text_is_shown_as_text_on_every_console_page(
     page.get_by_label("Tenant").select_option(value=slug)
     page.get_by_label("Question").fill(QUESTION)
     page.get_by_label("Max tokens").fill("4")
+    page.get_by_label("Answer policy").select_option("annotate")  # every source read is listed
     page.get_by_role("button", name="Ask").click()
     page.locator("#citations li").nth(1).wait_for(timeout=60_000)
     console.check(PAYLOAD)  # the penguins' title and snippet, in the sources

@@ -52,6 +52,9 @@ class Stack:
             OWNER_DATABASE_URL=self.pg.url(embedded.OWNER_ROLE),
             REDIS_URL=f"redis+socket://{self.redis_socket}",
             METRICS_DIR=str(self.root / "metrics"),
+            # The faults are injected into generation; the stack's documents are machine-made
+            # filler that no question is about, and would be declined before any model ran.
+            ANSWER_DECLINE="false",
         )
         self.manage("migrate", "--no-input")
         self.manage("tenant_create", "faulty", "--mode", "pool")

@@ -20,7 +20,13 @@ def _open_stream(stack) -> http.client.HTTPConnection:
     """Start a streamed answer and read until the first text delta; returns the connection."""
     url = urlsplit(stack.web.url)
     conn = http.client.HTTPConnection(url.hostname, url.port, timeout=120)
-    body = {"question": "What does the lighthouse log note?", "stream": True, "max_tokens": 400}
+    # annotate: every token streams as generated (strict sends checked sentences only).
+    body = {
+        "question": "What does the lighthouse log note?",
+        "stream": True,
+        "max_tokens": 400,
+        "policy": "annotate",
+    }
     conn.request(
         "POST",
         "/api/v1/answer",

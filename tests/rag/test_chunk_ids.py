@@ -200,10 +200,8 @@ def test_migration_renumbers_existing_chunks_which_stay_searchable(
     with _behind_rls(tenant) as conn:
         neighbour_old = conn.execute(NEIGHBOUR_SQL, {"tenant": neighbour}).fetchone()[0]
 
-    assert dataplane_migrate(tenant=tenant) == [
-        "0008_random_chunk_ids",
-        "0009_metadata_on_documents_only",
-    ]
+    applied = dataplane_migrate(tenant=tenant)
+    assert applied[:2] == ["0008_random_chunk_ids", "0009_metadata_on_documents_only"]
 
     with tenant_context(tenant):
         after = {
