@@ -20,7 +20,7 @@ from tenants.models import Tenant
 from ...models import EvalQuestion, EvalRun, EvalRunKind, EvalRunStatus, EvalSet
 from ..grounding import POLICIES
 from .answer_metrics import ANSWER_METRICS, answer_aggregate, answer_score
-from .metrics import MAX_K, Progress
+from .metrics import MAX_K, Progress, section_delta
 from .runs import _claim, _reload, _save_progress, evaluation_previous, evaluation_settings
 
 logger = logging.getLogger(__name__)
@@ -227,26 +227,8 @@ def answer_evaluation_compare(*, run: EvalRun, tenant: Tenant | None = None) -> 
         answers[model] = {}
         for policy, now in by_policy.items():
             before = previous.results.get("answers", {}).get(model, {}).get(policy, {})
-            answers[model][policy] = {
-                "overall": _delta(now.get("overall", {}), before.get("overall")),
-                "archetypes": {
-                    name: _delta(values, before.get("archetypes", {}).get(name))
-                    for name, values in now.get("archetypes", {}).items()
-                },
-            }
+            answers[model][policy] = section_delta(now, before, ANSWER_METRICS)
     return {
         "previous": {"id": previous.pk, "k": previous.k, "created_at": previous.created_at},
         "answers": answers,
-    }
-
-
-def _delta(now: dict, before: dict | None) -> dict:
-    return {
-        metric: (
-            now[metric] - before[metric]
-            if before and now.get(metric) is not None and before.get(metric) is not None
-            else None
-        )
-        for metric in ANSWER_METRICS
-        if metric in now
     }

@@ -101,3 +101,29 @@ def format_delta(delta: float) -> str:
     if round(delta, 3) == 0:
         return "±0.000"
     return f"{delta:+.3f}"
+
+
+def section_delta(now: dict, before: dict | None, metrics) -> dict:
+    """A run's section ({"overall": {...}, "archetypes": {name: {...}}}) minus the previous
+    run's, metric by metric; None where either side has no value. Retrieval and answer runs
+    compare alike."""
+
+    def delta(values: dict, old: dict | None) -> dict:
+        return {
+            metric: (
+                values[metric] - old[metric]
+                if old and values.get(metric) is not None and old.get(metric) is not None
+                else None
+            )
+            for metric in metrics
+            if metric in values
+        }
+
+    before = before or {}
+    return {
+        "overall": delta(now.get("overall", {}), before.get("overall")),
+        "archetypes": {
+            name: delta(values, before.get("archetypes", {}).get(name))
+            for name, values in now.get("archetypes", {}).items()
+        },
+    }

@@ -32,6 +32,7 @@ from .metrics import (
     ranked_documents,
     recall_at_k,
     reciprocal_rank,
+    section_delta,
 )
 
 logger = logging.getLogger(__name__)
@@ -281,22 +282,8 @@ def evaluation_compare(*, run: EvalRun, tenant: Tenant | None = None) -> dict | 
     modes = {}
     for mode, now in run.results.get("modes", {}).items():
         before = previous.results.get("modes", {}).get(mode, {})
-        modes[mode] = {
-            "overall": _delta(now.get("overall", {}), before.get("overall")),
-            "archetypes": {
-                name: _delta(values, before.get("archetypes", {}).get(name))
-                for name, values in now.get("archetypes", {}).items()
-            },
-        }
+        modes[mode] = section_delta(now, before, METRICS)
     return {
         "previous": {"id": previous.pk, "k": previous.k, "created_at": previous.created_at},
         "modes": modes,
-    }
-
-
-def _delta(now: dict, before: dict | None) -> dict:
-    return {
-        metric: (now[metric] - before[metric] if before and metric in before else None)
-        for metric in METRICS
-        if metric in now
     }
