@@ -88,6 +88,7 @@ def _raw_decode(model, tokens: list[int], count: int, sampling: dict) -> float:
 
 
 def bench_decode(tenant, rounds: int = 5, max_tokens: int = 128) -> dict:
+    from rag import compute_thread
     from rag.generation.decode import sampling_params
     from rag.generation.gate import get_gate
     from rag.services.answer import answer_prepare
@@ -125,9 +126,15 @@ def bench_decode(tenant, rounds: int = 5, max_tokens: int = 128) -> dict:
         gate = get_gate()
         model = gate.acquire(session.model)
         try:
+            # On the compute thread, as the answer path runs: raw on another thread would pay
+            # for a second OpenMP team (rag/compute_thread.py), and make both slower.
             raw.append(
-                _raw_decode(
-                    model, session.prompt.tokens, stats.completion_tokens, sampling_params(0)
+                compute_thread.run(
+                    _raw_decode,
+                    model,
+                    session.prompt.tokens,
+                    stats.completion_tokens,
+                    sampling_params(0),
                 )
             )
         finally:
@@ -254,6 +261,7 @@ def _http_answer(port: int, key: str, question: str, policy: str) -> dict:
 def _breakdown_and_raw(tenant, questions: list[str], served_tokens: list[int]):
     """Where TTFT goes (in process, through the answer service), and raw llama-cpp-python's
     TTFT on each prompt's tokens: from an empty cache, and from the shared prefix."""
+    from rag import compute_thread
     from rag.generation.gate import get_gate, prefix_tokens
     from rag.services.answer import answer_prepare
 
@@ -289,8 +297,8 @@ def _breakdown_and_raw(tenant, questions: list[str], served_tokens: list[int]):
         try:
             prefix = prefix_tokens(model)
             prefix_len = len(prefix)
-            full.append(_raw_ttft(model, tokens, []))
-            from_prefix.append(_raw_ttft(model, tokens, prefix))
+            full.append(compute_thread.run(_raw_ttft, model, tokens, []))
+            from_prefix.append(compute_thread.run(_raw_ttft, model, tokens, prefix))
         finally:
             gate.release()
     breakdown = {k: round(statistics.median(v), 1) for k, v in stages.items()}

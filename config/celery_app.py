@@ -33,13 +33,17 @@ def _warm_models(**kwargs) -> None:
     import torch
     from django.conf import settings
 
-    torch.set_num_threads(settings.WORKER_EMBEDDING_THREADS)
+    from rag import compute_thread
+
+    # OpenMP keeps the thread count per thread: set it on the one that computes.
+    compute_thread.run(torch.set_num_threads, settings.WORKER_EMBEDDING_THREADS)
     if settings.EMBEDDING_PRELOAD:
         from rag.embedding import get_model
 
         get_model()
         logging.getLogger(__name__).info(
-            "embedding model loaded; torch uses %d threads", torch.get_num_threads()
+            "embedding model loaded; torch uses %d threads",
+            compute_thread.run(torch.get_num_threads),
         )
 
 

@@ -13,6 +13,7 @@ import threading
 import numpy as np
 from django.conf import settings
 
+from . import compute_thread
 from .memory_tuning import malloc_keep_freed_memory
 from .tokenizer import MODEL_PATH_VARIABLE, embedding_model_path
 
@@ -51,7 +52,9 @@ def embed_texts(texts: list[str], *, batch_size: int | None = None) -> np.ndarra
     """Unit-length float32 vectors (cosine distance then equals 1 - dot product)."""
     if not texts:
         return np.zeros((0, 384), dtype=np.float32)
-    vectors = get_model().encode(
+    model = get_model()
+    vectors = compute_thread.run(  # rag/compute_thread.py: one thread for all model compute
+        model.encode,
         texts,
         batch_size=batch_size or settings.EMBEDDING_BATCH_SIZE,
         normalize_embeddings=True,

@@ -9,12 +9,14 @@ token is one sampler call plus an incremental UTF-8 decode.
 from __future__ import annotations
 
 import codecs
+import contextlib
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 from django.conf import settings
 
+from .. import compute_thread
 from .model import LoadedModel
 
 
@@ -50,6 +52,8 @@ def decode_stream(
     """Yield text deltas of the model's continuation of `tokens` (at most `max_tokens`).
 
     The caller holds the gate for the whole iteration. Temperature 0 is greedy decoding.
+    The model computes on the process's compute thread (rag/compute_thread.py says why), at
+    most `max_tokens` ahead of the reader; a reader that stops stops it.
     """
     stats.prompt_tokens = len(tokens)
     decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
@@ -57,18 +61,28 @@ def decode_stream(
     if max_tokens <= 0:
         stats.finished_at = time.perf_counter()
         return
-    for token in model.llm.generate(tokens, **sampling):
-        if model.is_end_of_generation(token):
-            stats.finish_reason = "stop"
-            break
-        if stats.first_token_at is None:
-            stats.first_token_at = time.perf_counter()
-        stats.completion_tokens += 1
-        text = decoder.decode(model.llm.detokenize([token]))
-        if text:
-            yield text
-        if stats.completion_tokens >= max_tokens:
-            break
+
+    def produce(emit) -> None:
+        with contextlib.closing(model.llm.generate(tokens, **sampling)) as steps:
+            for n, token in enumerate(steps, start=1):
+                if not emit(token) or model.is_end_of_generation(token) or n >= max_tokens:
+                    return
+
+    # Closed here, not when collected: a reader that stops early (a client gone) leaves the
+    # compute thread done with the model before the caller releases the gate.
+    with contextlib.closing(compute_thread.stream(produce)) as produced:
+        for token, at in produced:
+            if model.is_end_of_generation(token):
+                stats.finish_reason = "stop"
+                break
+            if stats.first_token_at is None:
+                stats.first_token_at = at
+            stats.completion_tokens += 1
+            text = decoder.decode(model.llm.detokenize([token]))
+            if text:
+                yield text
+            if stats.completion_tokens >= max_tokens:
+                break
     stats.decoded_at = time.perf_counter()
     tail = decoder.decode(b"", final=True)
     if tail:

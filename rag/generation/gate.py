@@ -32,6 +32,7 @@ from contextlib import contextmanager
 
 from django.conf import settings
 
+from .. import compute_thread
 from .model import LoadedModel, get_model
 from .prompt import shared_prefix
 
@@ -87,7 +88,7 @@ def prefix_restore(model: LoadedModel) -> None:
         llm.n_tokens = n
     else:
         llm.reset()
-        llm.eval(prefix)
+        compute_thread.run(llm.eval, prefix)
     # The logits are the last generation's (or the prefix's): the next prompt's own tokens,
     # of which it always has at least one after the prefix, are evaluated before sampling.
     llm._requires_eval = True

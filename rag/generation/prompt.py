@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 
+from ..content_words import content_stems
 from .model import LoadedModel
 
 # "One short sentence" and "copy exactly": a 135M model that rambles invents; on the shipped
@@ -168,31 +169,46 @@ def _recent_turns(
     return history[len(history) - kept :]
 
 
-def relevant_hits(hits: list) -> list:
-    """The hits worth giving the model: the best always, then those whose search score is
-    within ANSWER_SOURCE_MIN_SCORE_RATIO of the best's, at most ANSWER_MAX_SOURCES.
+def relevant_hits(hits: list, question: str = "") -> list:
+    """The hits worth giving the model: the best always, then each later one that holds a word
+    of the question the hits kept so far do not (ANSWER_SOURCE_NEW_WORDS) and whose search
+    score is within ANSWER_SOURCE_MIN_SCORE_RATIO of the best's, at most ANSWER_MAX_SOURCES.
 
     Why: prompt evaluation is most of the time to the first token on a CPU (each source costs
     its text plus ~15 tokens of delimiters and title), and on the shipped evaluation set the
     chunk holding the expected fact was the first hit for 21 of 24 questions and the second for
-    2 (never third to fifth). Hits without a score (tests' stand-ins) pass the score test.
+    2 (never third to fifth). A second source that only says again what the first holds of the
+    question (the same section of another town's report) costs its tokens and adds nothing the
+    question asks for. Hits without a score (tests' stand-ins) pass the score test.
     """
     if not hits:
         return []
     best = getattr(hits[0], "score", None)
+    asked = content_stems(question)
+    covered = asked & _hit_stems(hits[0])
     kept = hits[:1]
     for hit in hits[1:]:
+        if len(kept) >= max(1, settings.ANSWER_MAX_SOURCES):
+            break
         score = getattr(hit, "score", None)
         if best and score is not None and score < best * settings.ANSWER_SOURCE_MIN_SCORE_RATIO:
             break  # best first: every later hit scores lower still
+        adds = (asked & _hit_stems(hit)) - covered
+        if asked and not adds and settings.ANSWER_SOURCE_NEW_WORDS:
+            continue
+        covered |= adds
         kept.append(hit)
-    return kept[: max(1, settings.ANSWER_MAX_SOURCES)]
+    return kept
+
+
+def _hit_stems(hit) -> set[str]:
+    return content_stems(f"{getattr(hit, 'title', '') or ''} {hit.text}")
 
 
 def _fit_sources(model: LoadedModel, question: str, hits: list, budget: int) -> list[PromptSource]:
     if not hits or budget < _MIN_SOURCE_TOKENS + _SOURCE_OVERHEAD_TOKENS:
         return []
-    hits = relevant_hits(hits)
+    hits = relevant_hits(hits, question)
     count = min(len(hits), max(1, budget // (_MIN_SOURCE_TOKENS + _SOURCE_OVERHEAD_TOKENS)))
     # A source's window is what its best sentence needs, not what is left of the budget: a
     # question with one strong source is not given its whole chunk for being alone.

@@ -9,8 +9,8 @@ documents.
 How a sentence is scored against one source (the method and thresholds are calibrated on the
 shipped evaluation set, rag/evalsets/; see README "Answers you can check"):
 - lexical coverage: the share of the sentence's content words (stop words dropped, words
-  compared on their first STEM_CHARS letters, so "postgres" matches "PostgreSQL") that the
-  source contains;
+  compared on their first six letters, so "postgres" matches "PostgreSQL": rag/content_words.py)
+  that the source contains;
 - embedding similarity: the cosine of the sentence and the source's closest sentence, with the
   retrieval embedding model;
 - specifics: a number or an identifier (a word with a digit, an underscore, a dot or a dash
@@ -46,13 +46,15 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 from django.conf import settings
 
+from ..content_words import WORD_RE, content_stems, words
+
 DECLINE_ANSWER = "The documents do not contain an answer to this question."
 POLICIES = ("annotate", "strict", "extractive")
 
-STEM_CHARS = 6
 # A second quote of an extractive answer must score this share of the first's.
 EXTRACTIVE_SECOND_QUOTE = 0.8
-_WORD_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-/]*[A-Za-z0-9_]|[A-Za-z0-9]")
+_FENCE_RE = re.compile(r"```\w*")
+_QUOTED_RE = re.compile(r'`([^`\n]{1,80})`|"([^"\n]{1,80})"|\u201c([^\u201d\n]{1,80})\u201d')
 _CITATION_RE = re.compile(r"\[(\d+(?:\s*[,;]\s*\d+)*)\]")
 # A sentence ends at . ! ? (not inside a number or a dotted name) followed by space, or at a
 # line break.
@@ -67,17 +69,6 @@ _REFUSAL_RE = re.compile(
     r"(?:is|are) not (?:mentioned|given|stated|specified)|unable to (?:find|answer))",
     re.IGNORECASE,
 )
-_STOP_WORDS_TEXT = """
-    a about above after again against all also am an and any are as at be because been
-    before being below between both but by can could did do does doing down during each few
-    for from further had has have having he her here hers herself him himself his how i if in
-    into is it its itself just let me more most my myself no nor not now of off on once only
-    or other our ours ourselves out over own same she should so some such than that the their
-    theirs them themselves then there these they this those through to too under until up
-    upon us very was we were what when where which while who whom why will with would you
-    your yours yourself yourselves may might must shall one ones use used using uses like
-    yes way get gets got make makes made see sure well example etc e g ie eg"""
-STOP_WORDS = frozenset(_STOP_WORDS_TEXT.split())
 
 
 @dataclass
@@ -105,34 +96,10 @@ class Relevance:
     relevant: bool
 
 
-def words(text: str) -> list[str]:
-    return [w.lower() for w in _WORD_RE.findall(text)]
-
-
-def _stem(word: str) -> str:
-    """The first STEM_CHARS letters, after a plural or third-person "s" ("opens" and "open",
-    "keeps" and "keep" are one word; longer words share their first six letters anyway)."""
-    if len(word) > 3 and word.endswith("s") and not word.endswith("ss") and word.isalpha():
-        word = word[:-1]
-    return word[:STEM_CHARS]
-
-
-def content_stems(text: str) -> set[str]:
-    """The stems of the content words of `text`; an identifier also gives those of its parts
-    (`app_role_superuser`: app, role, superuser), as people ask in words what docs name."""
-    stems = set()
-    for w in words(text):
-        parts = [w, *re.split(r"[_.\-/]", w)] if any(c in w for c in "_.-/") else [w]
-        for part in parts:
-            if part not in STOP_WORDS and (len(part) > 2 or part.isdigit()):
-                stems.add(_stem(part))
-    return stems
-
-
 def specifics(text: str) -> set[str]:
     """Numbers and identifiers: the words an invented fact is made of."""
     found = set()
-    for w in _WORD_RE.findall(text):
+    for w in WORD_RE.findall(text):
         bare = w.strip(".-/")
         camel = any(c.isupper() for c in bare[1:]) and any(c.islower() for c in bare)
         if camel or any(c.isdigit() for c in bare) or any(c in bare for c in "_.-/"):
@@ -140,8 +107,49 @@ def specifics(text: str) -> set[str]:
     return found
 
 
+def quoted(text: str) -> set[str]:
+    """What a sentence quotes, `code` or "a name", case and spacing aside: a source must hold
+    it as written (a misspelt `bypassslr`, a heading "quoted" as if it were the role's name)."""
+    spans = (next(filter(None, groups)) for groups in _QUOTED_RE.findall(text))
+    return {_normalized(span) for span in spans if any(c.isalnum() for c in span)}
+
+
+def number_contexts(text: str) -> dict[str, set[str]]:
+    """Each bare number of `text`, with the stems of the words around it (three either side):
+    "3 dimensions" is not said by a sentence whose 3 is "Gemma 3", nor "error code 415" by one
+    whose 415 is another row's."""
+    tokens = words(text)
+    found: dict[str, set[str]] = {}
+    for i, token in enumerate(tokens):
+        if token.isdigit():
+            near = found.setdefault(token, set())
+            for other in tokens[max(0, i - 3) : i] + tokens[i + 1 : i + 4]:
+                if not other.isdigit():
+                    near |= content_stems(other)
+    return found
+
+
+def _numbers_said(numbers: dict[str, set[str]], source: dict[str, set[str]]) -> bool:
+    """Whether each number of a sentence stands, in the source sentence, beside a word it
+    stands beside in the sentence (one with no such word to compare passes)."""
+    return all(
+        not near or not source.get(number) or near & source[number]
+        for number, near in numbers.items()
+    )
+
+
+def _normalized(text: str) -> str:
+    return re.sub(r"\s+", " ", text).strip().lower()
+
+
 def strip_citations(text: str) -> str:
     return re.sub(r"\s+", " ", _CITATION_RE.sub("", text)).strip()
+
+
+def _claim_text(text: str) -> str:
+    """A sentence as it is checked: no citation markers, no code fences (a fence's language
+    tag, "```sql", is markup, and an answer of nothing else answered nothing)."""
+    return strip_citations(_FENCE_RE.sub(" ", text))
 
 
 def cited_numbers(text: str) -> list[int]:
@@ -182,8 +190,8 @@ def sentence_complete(buffer: str) -> int:
 
 def is_claim(text: str) -> bool:
     """A sentence that says something checkable: a content word with a letter in it ("2." and
-    "```" are list and code furniture), and not a refusal."""
-    bare = strip_citations(text)
+    "```sql" are list and code furniture), and not a refusal."""
+    bare = _claim_text(text)
     has_word = any(any(c.isalpha() for c in stem) for stem in content_stems(bare))
     return has_word and not _REFUSAL_RE.search(bare)
 
@@ -206,6 +214,8 @@ class SourceIndex:
         self.stems: list[set[str]] = []
         self.specifics: list[list[set[str]]] = []  # per source sentence, with the title's
         self.sentence_stems: list[list[set[str]]] = []
+        self.sentence_text: list[list[str]] = []  # normalized, for what an answer quotes
+        self.sentence_numbers: list[list[dict[str, set[str]]]] = []
         for source in self.sources:
             parts = [p for p in split_sentences(source.text) if content_stems(p)] or [source.text]
             self.sentences.append(parts)
@@ -214,6 +224,8 @@ class SourceIndex:
             title = _specifics_with_parts(source.title)
             self.specifics.append([_specifics_with_parts(p) | title for p in parts])
             self.sentence_stems.append([content_stems(p) for p in parts])
+            self.sentence_text.append([_normalized(p) for p in parts])
+            self.sentence_numbers.append([number_contexts(p) for p in parts])
         self._vectors: dict[tuple[int, int], np.ndarray] = {}
 
     def ensure(self, pairs) -> None:
@@ -237,7 +249,7 @@ class SourceIndex:
     def check(self, text: str, vector: np.ndarray | None = None) -> SentenceCheck:
         """Score one answer sentence (with its citation markers) against every source."""
         cited = cited_numbers(text)
-        bare = strip_citations(text)
+        bare = _claim_text(text)
         check = SentenceCheck(text=text, cited=cited, claim=is_claim(text))
         if not check.claim or not self.sources:
             check.supported = not check.claim
@@ -248,6 +260,7 @@ class SourceIndex:
             vector = embed_texts([bare])[0]
         full = stems = content_stems(bare)
         specific = specifics(bare)
+        quotes, numbers = quoted(bare), number_contexts(bare)
         if self.question_stems:
             added = stems - self.question_stems
             if not added:
@@ -261,13 +274,14 @@ class SourceIndex:
         for i, js in enumerate(candidates):
             coverage = len(stems & self.stems[i]) / len(stems)
             if not js:  # no sentence of this source shares a word with this one
-                scores.append(0.0 if specific else weight * coverage)
+                scores.append(0.0 if specific or quotes else weight * coverage)
                 continue
             similarities = [float(self._vectors[(i, j)] @ vector) for j in js]
             score = weight * coverage + (1 - weight) * max(max(similarities), 0.0)
             # The source sentence this one says again (judged on all its words): its numbers
             # and names must be there, not elsewhere in the source (a table's "20 MiB" is not
-            # the next row's "1 MiB").
+            # the next row's "1 MiB"), each number beside what it counts, and what it quotes
+            # as written.
             aligned = max(
                 range(len(js)),
                 key=lambda at: (
@@ -275,7 +289,12 @@ class SourceIndex:
                     + (1 - weight) * similarities[at]
                 ),
             )
-            if specific - self.specifics[i][js[aligned]]:
+            j = js[aligned]
+            if (
+                specific - self.specifics[i][j]
+                or any(q not in self.sentence_text[i][j] for q in quotes)
+                or not _numbers_said(numbers, self.sentence_numbers[i][j])
+            ):
                 score = min(score, settings.GROUNDING_SUPPORT_THRESHOLD / 2)
             scores.append(score)
         check.support = round(max(scores), 4)
@@ -291,17 +310,24 @@ class SourceIndex:
         from ..embedding import embed_texts
 
         texts = list(texts)
-        claims = [strip_citations(t) for t in texts]
+        claims = [_claim_text(t) for t in texts]
         vectors = embed_texts(claims) if texts and self.sources else [None] * len(texts)
         return [self.check(t, v) for t, v in zip(texts, vectors, strict=True)]
 
 
 def _specifics_with_parts(text: str) -> set[str]:
     """A source's specifics, and each part of a dotted or dashed one ("v1.2-rc" gives "v1.2",
-    "rc"...) and every bare number, so a sentence quoting part of a name is not refused."""
+    "rc"...), the leading parts of a dotted one ("1.18.0" gives "1.18") and every bare number,
+    so a sentence quoting part of a name is not refused.
+
+    Not the bare numbers inside a name: "3" of "Python 3.11" or of "127.0.0.1" would let a
+    sentence say "3 dimensions" of a source that says 384.
+    """
     found = specifics(text)
     for item in list(found):
-        found.update(p for p in re.split(r"[_.\-/]", item) if p)
+        found.update(p for p in re.split(r"[_.\-/]", item) if p and not p.isdigit())
+        dotted = item.split(".")
+        found.update(".".join(dotted[:k]) for k in range(2, len(dotted)))
     found.update(w for w in words(text) if w.isdigit())
     return found
 

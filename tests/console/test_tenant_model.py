@@ -11,7 +11,7 @@ def test_the_default_model_is_chosen_among_the_registered_ones(staff_client, mak
     tenant = make_tenant("pool")
     page = staff_client.get(reverse("console:tenant", args=[tenant.slug])).content.decode()
     assert '<label for="id_default_model">' in page
-    assert "Platform default (SmolLM2-135M-Instruct.Q4_1)" in page
+    assert "Platform default (SmolLM2-135M-Instruct.Q8_0)" in page
     assert f'<option value="{GEMMA}">' in page
 
     url = reverse("console:tenant-model", args=[tenant.slug])

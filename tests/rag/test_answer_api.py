@@ -41,7 +41,7 @@ def test_answer_is_generated_grounded_and_counted_exactly(api, zoo_tenant, searc
     assert response.status_code == 200, response.content
     body = response.json()
     assert body["answer"].strip()
-    assert body["model"] == "SmolLM2-135M-Instruct.Q4_1"
+    assert body["model"] == "SmolLM2-135M-Instruct.Q8_0"
     retrieved = {hit["chunk_id"] for hit in search(key, QUESTION, k=5)["results"]}
     assert body["citations"], body
     assert [c["n"] for c in body["citations"]] == list(range(1, len(body["citations"]) + 1))

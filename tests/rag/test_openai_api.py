@@ -6,7 +6,7 @@ import pytest
 
 from tests.helpers import MODES
 
-SMOLLM = "SmolLM2-135M-Instruct.Q4_1"
+SMOLLM = "SmolLM2-135M-Instruct.Q8_0"
 
 ZOO = (
     "# Lakeside zoo handbook\n\n## Zebras\n\nThe zebras at Lakeside zoo eat fresh meadow hay "
@@ -42,7 +42,7 @@ def test_chat_completion(client_for, zoo_key):
         temperature=0,
     )
     assert completion.object == "chat.completion"
-    assert completion.model == "SmolLM2-135M-Instruct.Q4_1"
+    assert completion.model == "SmolLM2-135M-Instruct.Q8_0"
     choice = completion.choices[0]
     assert choice.message.role == "assistant" and choice.message.content.strip()
     assert choice.finish_reason in ("stop", "length")

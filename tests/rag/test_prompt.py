@@ -58,17 +58,22 @@ def test_sources_are_numbered_and_fit_the_budget(model, settings):
     settings.ANSWER_CONTEXT_TOKENS = 300
     settings.ANSWER_MAX_SOURCES = 5  # the budget shared out, not the right-sizing (own tests)
     filler = [f"Nothing to see in note number {i}." for i in range(200)]
-    long_text = " ".join([*filler[:100], "The mango crate is painted blue.", *filler[100:]])
-    hits = [Hit(i, f"d{i}", f"Doc {i}", long_text) for i in range(1, 6)]
-    question = "What colour is the mango crate?"
+    fruit = ["mango", "lemon", "plum", "melon", "peach"]
+    texts = [
+        " ".join([*filler[:100], f"The {f} crate is painted blue.", *filler[100:]]) for f in fruit
+    ]
+    hits = [Hit(i, f"d{i}", f"Doc {i}", texts[i - 1]) for i in range(1, 6)]
+    question = "What colour is the mango, lemon, plum, melon or peach crate?"  # each hit adds one
     bare = prompt_build(model=model, question=question, hits=[], max_tokens=8)
     full = prompt_build(model=model, question=question, hits=hits, max_tokens=8)
     assert bare.sources == []
     assert [s.n for s in full.sources] == [1, 2, 3, 4, 5]
     assert len(full.tokens) - len(bare.tokens) <= 300 + 16
     # Each source keeps the window around the sentence most like the question.
-    assert all("mango crate is painted blue" in s.text for s in full.sources)
-    assert all(len(s.text) < len(long_text) / 4 for s in full.sources)
+    assert all(
+        f"{f} crate is painted blue" in s.text for f, s in zip(fruit, full.sources, strict=True)
+    )
+    assert all(len(s.text) < len(texts[0]) / 4 for s in full.sources)
 
 
 def test_a_long_question_leaves_room_for_the_answer(model):

@@ -34,13 +34,37 @@ def test_hits_far_below_the_best_are_left_out_and_the_best_always_stays(settings
     assert [h.chunk_id for h in relevant_hits(hits)] == [0]
 
 
+def test_a_second_source_must_hold_something_of_the_question_the_first_does_not(settings):
+    from rag.generation.prompt import relevant_hits
+
+    settings.ANSWER_MAX_SOURCES, settings.ANSWER_SOURCE_MIN_SCORE_RATIO = 5, 0.5
+    texts = [
+        "The harbour in Aldwick opens at 7 o'clock.",
+        "The harbour in Brennan opens at 9 o'clock.",  # nothing the first lacks
+        "The Aldwick harbour keeps 12 lanterns.",  # what it keeps: asked, not yet held
+        "The Aldwick harbour keeps 12 lanterns in winter.",  # keeps again
+    ]
+    hits = [Hit(i, "d", "Report", text, 0.05) for i, text in enumerate(texts)]
+    question = "When does the harbour in Aldwick open and what does it keep?"
+    assert [h.chunk_id for h in relevant_hits(hits, question)] == [0, 2]
+
+
 def test_strong_hits_are_capped_in_number_and_length(model, settings):
     from rag.generation.prompt import prompt_build
 
     settings.ANSWER_MAX_SOURCES, settings.ANSWER_SOURCE_TOKENS = 2, 40
-    long_text = " ".join(f"Crate {i} holds pears and plums for the market." for i in range(40))
-    hits = [Hit(i, f"d{i}", f"Doc {i}", long_text, 0.05) for i in range(5)]
-    question = "What does crate 7 hold?"
+    fruit = ["pears", "plums", "figs", "limes", "dates"]
+    hits = [
+        Hit(
+            i,
+            f"d{i}",
+            f"Doc {i}",
+            " ".join(f"Crate {j} holds {fruit[i]}." for j in range(40)),
+            0.05,
+        )
+        for i in range(5)
+    ]
+    question = "Which crates hold pears, plums, figs, limes or dates?"  # each hit adds a word
     bare = prompt_build(model=model, question=question, hits=[], max_tokens=8)
     full = prompt_build(model=model, question=question, hits=hits, max_tokens=8)
     assert [s.n for s in full.sources] == [1, 2]
