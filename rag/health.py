@@ -35,7 +35,7 @@ def check_generator() -> str:
     try:
         if generation.is_loaded():
             return "loaded"
-        path = generation.gguf_path()
+        path = generation.model_spec().probe_file()
     except generation.GenerationModelMissing as exc:
         raise NotReady(str(exc)) from exc
     with path.open("rb") as handle:

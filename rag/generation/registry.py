@@ -92,6 +92,15 @@ class ModelSpec:
             return int(shipped * ratio)  # an upper bound: embeddings and norms stay as they are
         return self.path(assemble=False).stat().st_size
 
+    def probe_file(self) -> Path:
+        """A GGUF file that shows this model can be served, found without writing anything
+        when it can be: readiness probes come every few seconds, and re-encoding SmolLM2 takes
+        seconds of CPU. Before its first use that is the shipped file it is made from; a
+        chunked package (Gemma) is still assembled, as its chunks are no GGUF."""
+        if self.package == SMOLLM2_PACKAGE and not _smollm2_target().is_file():
+            return _smollm2_file()
+        return self.path()
+
     def path(self, *, assemble: bool = True) -> Path:
         """The GGUF file; a chunked package is assembled first unless `assemble=False`."""
         if self.package == SMOLLM2_PACKAGE:

