@@ -226,8 +226,8 @@ def _smollm2_derived() -> Path:
     (llamafile's sgemm) cover Q8_0 but not Q4_1, which falls back to one dot product at a time.
     Measured on a 2-core AVX2 EPYC: 330 prompt tokens/s instead of 200, and decoding no slower
     (README, "Answers you can check"). Nothing is lost: every Q4_1 weight (a block's minimum plus
-    a multiple of its step) is within half a Q8_0 step of its Q8_0 encoding. Written like the
-    Gemma file (_gemma3_assembled): a file of this process's own, renamed into place.
+    a multiple of its step) is within half a Q8_0 step of its Q8_0 encoding. Written atomically
+    (_write_once), like the Gemma file.
     """
     target = _smollm2_target()
     if _smollm2_weights() == SMOLLM2_SHIPPED or target.is_file():
@@ -238,21 +238,34 @@ def _smollm2_derived() -> Path:
     from llama_cpp._utils import suppress_stdout_stderr
 
     source = _smollm2_file()
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(f"{target.name}.{os.getpid()}.{uuid.uuid4().hex}.partial")
     params = llama_cpp.llama_model_quantize_default_params()
     params.ftype = getattr(llama_cpp, f"LLAMA_FTYPE_MOSTLY_{_smollm2_weights().upper()}")
     params.allow_requantize = True
     params.nthread = settings.LLM_THREADS
-    try:
+
+    def quantize(partial: Path) -> None:
         with suppress_stdout_stderr(disable=False):  # llama.cpp logs every tensor
             failed = llama_cpp.llama_model_quantize(
                 str(source).encode(), str(partial).encode(), ctypes.byref(params)
             )
         if failed or not partial.is_file():
-            raise GenerationModelMissing(f"could not re-encode {source} as {target.name}")
+            raise ValueError(f"llama.cpp could not re-encode {source}")
+
+    return _write_once(target, quantize)
+
+
+def _write_once(target: Path, write) -> Path:
+    """`target`, written by `write(partial)` unless it exists: each process writes a file of
+    its own and renames it into place, so two processes writing at once both end with the
+    whole file, and a file at the final name is always complete."""
+    if target.is_file():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(f"{target.name}.{os.getpid()}.{uuid.uuid4().hex}.partial")
+    try:
+        write(partial)
         os.replace(partial, target)
-    except OSError as exc:
+    except (OSError, ValueError) as exc:
         raise GenerationModelMissing(f"could not write {target}: {exc}") from exc
     finally:
         partial.unlink(missing_ok=True)
@@ -275,20 +288,7 @@ def _gemma3_assembled() -> Path:
     """The Gemma GGUF, assembled from its chunk packages on first use.
 
     Into LLM_MODEL_DIR, never the package's default of ~/.cache: the platform keeps its data
-    under DATA_DIR. Atomically: each process writes (and the package checks the SHA-256 of) a
-    file of its own, then renames it into place, so two processes assembling at once both end
-    with the whole, checked file, and a file at the final name is always complete.
+    under DATA_DIR, and atomically (_write_once); the package checks the SHA-256 of what it
+    assembles.
     """
-    target = _gemma3_target()
-    if target.is_file():
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(f"{target.name}.{os.getpid()}.{uuid.uuid4().hex}.partial")
-    try:
-        _gemma3_module().assemble(partial)
-        os.replace(partial, target)
-    except (OSError, ValueError) as exc:
-        raise GenerationModelMissing(f"could not assemble {target}: {exc}") from exc
-    finally:
-        partial.unlink(missing_ok=True)
-    return target
+    return _write_once(_gemma3_target(), _gemma3_module().assemble)

@@ -66,26 +66,25 @@ def test_answers_from_many_threads_grow_no_thread_teams():
 
 
 def test_a_stream_runs_other_work_between_items_and_stops_with_its_reader():
-    import time
-
     from rag import compute_thread
 
-    produced = []
+    bound = 10**7  # far more items than the reader could ever wait for
+    produced, returned = [], threading.Event()
 
     def produce(emit):
-        for i in range(1000):
-            produced.append(i)
-            if not emit(i):
-                return
-            time.sleep(0.002)
+        try:
+            for i in range(bound):
+                produced.append(i)
+                if not emit(i):
+                    return
+        finally:
+            returned.set()
 
     reader = compute_thread.stream(produce)
     assert [next(reader)[0] for _ in range(3)] == [0, 1, 2]
     # Handed over while the stream runs: done between two of its items, not after the last.
     assert compute_thread.run(lambda: threading.current_thread().name) == "model-compute"
-    assert len(produced) < 1000
-    reader.close()  # returns once `produce` has seen the stop
-    stopped_at = len(produced)
-    time.sleep(0.05)
-    assert len(produced) == stopped_at < 1000
+    assert len(produced) < bound
+    reader.close()  # returns only once `produce` has seen the stop and returned
+    assert returned.is_set() and len(produced) < bound
     assert compute_thread.run(lambda: 7) == 7  # the thread is free again
