@@ -150,6 +150,27 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # Silo databases on the platform server are cloned from this template (it carries pgvector,
 # which only a superuser may install).
 SILO_TEMPLATE_DB = os.environ.get("SILO_TEMPLATE_DB", embedded.SILO_TEMPLATE_DB)
+# Where a tenant created without a server goes (tenants.services.servers.server_for_new_tenant):
+# `default` (the platform database), the name of a registered server, or `least-loaded`.
+TENANT_PLACEMENT = os.environ.get("TENANT_PLACEMENT", "default")
+
+# --- Live tenant moves (tenants/services/moves) -------------------------------------------
+# A write that meets a move's fence waits this long for it to lift, then gets 503
+# `tenant_moving` with Retry-After (a move fences for well under this).
+MOVE_FENCE_WAIT_SECONDS = float(os.environ.get("MOVE_FENCE_WAIT_SECONDS", "5"))
+# The fence is attempted when the writes left to apply are at most this many rows...
+MOVE_FENCE_BACKLOG_ROWS = int(os.environ.get("MOVE_FENCE_BACKLOG_ROWS", "500"))
+# ...and given up (writes flow again, the catch-up goes on) if it is not done within this long.
+MOVE_FENCE_MAX_SECONDS = float(os.environ.get("MOVE_FENCE_MAX_SECONDS", "10"))
+# After the switch, how long requests and tasks that resolved the old placement just before it
+# may still read there before the source is dropped.
+MOVE_DRAIN_SECONDS = float(os.environ.get("MOVE_DRAIN_SECONDS", "5"))
+# A move whose runner has not reported for this long is taken to be dead (kill -9, a lost
+# host): the next `tenant_move` resumes or rolls it back.
+MOVE_RUNNER_TIMEOUT_SECONDS = float(os.environ.get("MOVE_RUNNER_TIMEOUT_SECONDS", "30"))
+# Tests only: a move stops at the start of this phase (recorded) until it is killed, so the
+# kill tests can `kill -9` it at a known point.
+MOVE_PAUSE_AT = os.environ.get("MOVE_PAUSE_AT", "")
 
 # --- Quotas and metering ---------------------------------------------------------------------
 # Request counters and the usage ledger are written through their own app-role connection
@@ -216,6 +237,29 @@ CELERY_BROKER_CONNECTION_MAX_RETRIES = None
 # still closes them all every this many tasks. Reuse is safe: a tenant binding is transaction-
 # local (tenants.context).
 CELERY_DB_REUSE_MAX = int(os.environ.get("CELERY_DB_REUSE_MAX", "1000"))
+# A queue per workload, because workloads scale and fail separately: an hour-long evaluation
+# run must not hold a process that ingestion is waiting for, and a flood of uploads must not
+# delay the stalled-document sweep. A worker started without -Q (`make run`, platform/run.py,
+# the tests' worker) consumes every queue declared here; a deployment starts one worker per
+# workload with -Q (platform/k8s, platform/compose.yaml; docs/deployment.md). Each queue has a
+# direct exchange of its own name, keyed by its name (what Celery creates for an undeclared
+# queue), so a message reaches its queue only; `celery` keeps the name and binding it always
+# had, and takes anything unrouted. Routes go by task name (rag.handoff's send_task follows
+# them too), so nothing here imports a task module.
+CELERY_TASK_DEFAULT_QUEUE = "celery"
+CELERY_TASK_QUEUES = {
+    name: {"exchange": name, "routing_key": name}
+    for name in (CELERY_TASK_DEFAULT_QUEUE, "ingest", "evaluation", "maintenance")
+}
+CELERY_TASK_ROUTES = {
+    "rag.tasks.ingest_document": {"queue": "ingest"},
+    "rag.tasks.evaluate_set": {"queue": "evaluation"},
+    # The periodic sweeps (CELERY_BEAT_SCHEDULE: a new one needs its line here, which
+    # tests/platform/test_deployment_files.py checks) and tenant moves.
+    "rag.tasks.requeue_stuck_documents": {"queue": "maintenance"},
+    "rag.tasks.prune_query_logs": {"queue": "maintenance"},
+    "tenants.tasks.tenant_move_run": {"queue": "maintenance"},
+}
 
 # --- Auth, i18n, static ----------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [

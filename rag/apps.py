@@ -13,6 +13,11 @@ class RagConfig(AppConfig):
     name = "rag"
     default_auto_field = "django.db.models.BigAutoField"
     data_plane = True
+    # For live tenant moves (tenants/services/moves/tables.py): tables that searches and
+    # answers write, whose writes a move must never refuse, and rows this app's own triggers
+    # keep (migration 0005), which a move re-copies whole.
+    written_by_reads = ("QueryLog", "AnswerCacheEntry", "EmbeddingCacheEntry")
+    derived = ("CorpusVersion",)
 
     def ready(self) -> None:
         from observability.health import register_check
@@ -22,7 +27,7 @@ class RagConfig(AppConfig):
         register_check("embedding_model", health.check_embedding_model, cached=True)
         register_check("generator", health.check_generator, cached=True)
 
-    def stored(self):
+    def stored(self, *, chunks: bool = False):
         from django.db.models import Count, F, Sum
         from django.db.models.functions import Coalesce
 
@@ -33,7 +38,9 @@ class RagConfig(AppConfig):
             documents=Count("pk"),
             stored=Coalesce(Sum(F("size_bytes") + F("metadata_bytes")), 0),
         )
-        return Stored(documents=totals["documents"], bytes=totals["stored"])
+        # Chunks only when asked (server_list): quota admission calls this on every upload.
+        count = self.get_model("Chunk").objects.count() if chunks else 0
+        return Stored(documents=totals["documents"], bytes=totals["stored"], chunks=count)
 
     def lock_pool_rows(self, cursor, tenant_id) -> None:
         from psycopg import sql

@@ -29,6 +29,38 @@ class DocumentStatus(models.TextChoices):
 IN_PROGRESS = (DocumentStatus.QUEUED, DocumentStatus.PROCESSING)
 
 
+# Chunk ids are shown to tenants (search hits, citations, the query log). Drawn from one shared
+# sequence, a pool tenant could subtract two of its own and count what its neighbours ingested
+# in between; a random id says nothing about anyone. Below 2**53 because API clients parse
+# `chunk_id` as a JSON number (a double); random() has 52 random bits, so 2**52 distinct ids.
+# PostgreSQL draws it as the column default, so every insert path gets one; a rare collision is
+# retried by rag.services.chunk_store.
+#
+# Every other data-plane table has random ids as well (migration 0011), for a second reason: a
+# tenant moves between placements with its rows' ids (tenants/services/moves), and ids drawn
+# from a bridge schema's or a silo's own sequence (1, 2, 3...) would collide with the pool's.
+RANDOM_CHUNK_ID_SQL = "(floor(random() * 9007199254740991) + 1)::bigint"
+RANDOM_ID_SQL = RANDOM_CHUNK_ID_SQL
+
+
+class RandomId(models.Func):
+    """The id default of every data-plane table: a random integer in [1, 2**53)."""
+
+    template = RANDOM_ID_SQL
+    output_field = models.BigIntegerField()
+
+    def __init__(self, **extra):
+        super().__init__(**extra)
+
+
+# Named in migration 0008.
+RandomChunkId = RandomId
+
+
+def random_id():
+    return models.BigIntegerField(primary_key=True, db_default=RandomId(), editable=False)
+
+
 class CorpusVersion(TenantOwnedModel):
     """A counter that a trigger on rag_document bumps whenever a tenant's documents change
     (migration 0005). Cached answers are keyed on it, so any change, by any path, invalidates
@@ -37,6 +69,8 @@ class CorpusVersion(TenantOwnedModel):
     Defined before Document on purpose: deleting a pool tenant's rows goes through the models
     in reverse, so this row goes after the documents whose deletion would bump it again.
     """
+
+    id = random_id()
 
     version = models.BigIntegerField(default=0)
 
@@ -112,25 +146,6 @@ class Document(TenantOwnedModel):
         return self.status in IN_PROGRESS
 
 
-# Chunk ids are shown to tenants (search hits, citations, the query log). Drawn from one shared
-# sequence, a pool tenant could subtract two of its own and count what its neighbours ingested
-# in between; a random id says nothing about anyone. Below 2**53 because API clients parse
-# `chunk_id` as a JSON number (a double); random() has 52 random bits, so 2**52 distinct ids.
-# PostgreSQL draws it as the column default, so every insert path gets one; a rare collision is
-# retried by rag.services.chunk_store.
-RANDOM_CHUNK_ID_SQL = "(floor(random() * 9007199254740991) + 1)::bigint"
-
-
-class RandomChunkId(models.Func):
-    """`rag_chunk.id` default: a random integer in [1, 2**53)."""
-
-    template = RANDOM_CHUNK_ID_SQL
-    output_field = models.BigIntegerField()
-
-    def __init__(self, **extra):
-        super().__init__(**extra)
-
-
 class Chunk(TenantOwnedModel):
     """A passage of a document with its embedding and full-text vector.
 
@@ -139,7 +154,7 @@ class Chunk(TenantOwnedModel):
     metadata by its chunk count on disk and in every search response).
     """
 
-    id = models.BigIntegerField(primary_key=True, db_default=RandomChunkId(), editable=False)
+    id = random_id()
     document = models.ForeignKey(Document, on_delete=models.CASCADE, related_name="chunks")
     ordinal = models.IntegerField()
     heading_path = models.TextField(blank=True, default="")
@@ -207,7 +222,7 @@ class QueryLog(TenantOwnedModel):
     ]
     STATUSES = [("ok", "OK"), ("error", "Error")]
 
-    id = models.BigAutoField(primary_key=True)
+    id = random_id()
     created_at = models.DateTimeField(db_default=Now())
     kind = models.CharField(max_length=10, choices=KINDS)
     question = models.TextField(blank=True, default="")
@@ -238,6 +253,8 @@ class AnswerCacheEntry(TenantOwnedModel):
     It lives in the tenant's own placement under RLS, so no other tenant can ever read it.
     """
 
+    id = random_id()
+
     key = models.CharField(max_length=64)
     corpus_version = models.BigIntegerField()
     response = models.JSONField()
@@ -256,6 +273,8 @@ class EmbeddingCacheEntry(TenantOwnedModel):
     """A text's embedding, keyed by (model, SHA-256 of the text), so a repeated query or a
     re-ingested chunk skips the model. Per tenant (under RLS): sharing vectors across tenants
     would let one tenant learn by timing that another embedded the same text."""
+
+    id = random_id()
 
     model = models.CharField(max_length=200)
     text_sha256 = models.CharField(max_length=64)
@@ -280,6 +299,8 @@ class EvalSet(TenantOwnedModel):
     the tenant's own placement under RLS, next to the documents it refers to.
     """
 
+    id = random_id()
+
     name = models.CharField(max_length=200)
     description = models.TextField(blank=True, default="")
     created_at = models.DateTimeField(db_default=Now())
@@ -300,6 +321,8 @@ class EvalQuestion(TenantOwnedModel):
     Relevant documents are named by id or by the client's external id; external ids are
     resolved when a run starts, so a set may be imported before its documents are uploaded.
     """
+
+    id = random_id()
 
     eval_set = models.ForeignKey(EvalSet, on_delete=models.CASCADE, related_name="questions")
     ordinal = models.IntegerField(default=0)  # the question's position in the imported file
@@ -335,6 +358,8 @@ class EvalRun(TenantOwnedModel):
     """One evaluation of a set: metrics per retrieval mode (overall and per archetype), or for
     an answer run per model and answer policy, and the settings they were measured with, so
     two runs of the same kind can be compared knowing what changed."""
+
+    id = random_id()
 
     eval_set = models.ForeignKey(EvalSet, on_delete=models.CASCADE, related_name="runs")
     kind = models.CharField(

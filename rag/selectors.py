@@ -107,7 +107,7 @@ def evalrun_list(
 ) -> list[EvalRun]:
     """The tenant's most recent evaluation runs (of one set, if given), newest first."""
     with tenant_context(tenant):
-        runs = EvalRun.objects.select_related("eval_set").order_by("-id")
+        runs = EvalRun.objects.select_related("eval_set").order_by("-created_at", "-id")
         if eval_set is not None:
             runs = runs.filter(eval_set_id=eval_set.pk)
         return list(runs[:limit])

@@ -41,6 +41,36 @@ class AnswerPolicy(models.TextChoices):
     EXTRACTIVE = "extractive", "Quote the sources (no generation)"
 
 
+server_name_validator = RegexValidator(
+    r"^[a-z][a-z0-9-]{1,39}$",
+    "2 to 40 characters: lowercase letters, digits and hyphens, starting with a letter.",
+)
+
+
+class DataServer(models.Model):
+    """A data-plane PostgreSQL server registered with the control plane (`manage.py server_add`).
+
+    Its DSN names the owner role and the database that holds the server's pool tables and
+    bridge schemas; silos on it are databases of their own next to that one. The platform
+    database is the default server and has no row: a tenant with no server lives there. Only
+    the control plane reads the DSN; tenants are moved onto and off a server with
+    `tenant_move`, and a server with tenants on it cannot be removed (PROTECT).
+    """
+
+    name = models.CharField(max_length=40, unique=True, validators=[server_name_validator])
+    dsn = models.CharField(max_length=500)
+    created_at = models.DateTimeField(db_default=Now())
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+DEFAULT_SERVER_NAME = "default"
+
+
 class Tenant(models.Model):
     """A customer of the platform and where its data lives.
 
@@ -57,8 +87,16 @@ class Tenant(models.Model):
     )
     # silo: the database name (on the platform server unless silo_dsn names another server).
     silo_database = models.CharField(max_length=63, blank=True, default="")
-    # silo on another server: a DSN whose role may create databases there (see README).
+    # silo on another server: a DSN whose role may create databases there (see README). The
+    # older way to name a server; registered servers (`server`) are the newer one.
     silo_dsn = models.CharField(max_length=500, blank=True, default="")
+    # The registered server the placement is on; NULL: the platform database's server.
+    server = models.ForeignKey(
+        DataServer, null=True, blank=True, on_delete=models.PROTECT, related_name="tenants"
+    )
+    # Bumped by every move's switch: processes name their aliases with it, so a connection
+    # set up for the old placement is never reused for the new one.
+    placement_version = models.PositiveIntegerField(default=1)
     answer_policy = models.CharField(
         max_length=12, choices=AnswerPolicy.choices, default=AnswerPolicy.STRICT
     )
@@ -81,6 +119,12 @@ class Tenant(models.Model):
     @property
     def is_active(self) -> bool:
         return self.status == TenantStatus.ACTIVE
+
+    @property
+    def server_name(self) -> str:
+        if self.server_id:
+            return self.server.name
+        return "(dsn)" if self.silo_dsn else DEFAULT_SERVER_NAME
 
 
 class ApiKeyScope(models.TextChoices):
@@ -255,3 +299,83 @@ class UsageRecord(models.Model):
 
     def __str__(self) -> str:
         return f"{self.tenant_id} {self.kind} {self.hour:%Y-%m-%d %H}h"
+
+
+class MovePhase(models.TextChoices):
+    """The phases of a live move, in order (tenants/services/moves/protocol.py runs them)."""
+
+    PREPARE = "prepare", "Prepare the target, capture writes"
+    COPY = "copy", "Copy the rows"
+    CATCH_UP = "catch_up", "Apply the writes made meanwhile"
+    FENCE = "fence", "Fence writes, apply the last ones, verify"
+    SWITCH = "switch", "Switch the placement"
+    CLEANUP = "cleanup", "Remove the source"
+    DONE = "done", "Done"
+
+
+class MoveState(models.TextChoices):
+    RUNNING = "running", "Running"
+    KEPT = "kept", "Switched; the source is kept until --finish"
+    DONE = "done", "Done"
+    CANCELLED = "cancelled", "Cancelled and rolled back"
+    FAILED = "failed", "Failed and rolled back"
+
+
+ACTIVE_MOVE_STATES = (MoveState.RUNNING, MoveState.KEPT)
+
+
+class TenantMove(models.Model):
+    """One live move of a tenant's data plane to another placement (mode and server).
+
+    Persisted phase by phase in the control plane, so a run killed at any point (`kill -9`
+    included) is picked up by the next run: before the switch every phase can be repeated
+    or rolled back; after it only the clean-up is left. The source placement is recorded
+    here because the tenant row points at the target from the switch on. `runner` and
+    `heartbeat_at` tell a live run from a dead one.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="moves")
+    source_mode = models.CharField(max_length=10, choices=IsolationMode.choices)
+    source_server = models.ForeignKey(
+        DataServer, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    source_database = models.CharField(max_length=63, blank=True, default="")
+    source_dsn = models.CharField(max_length=500, blank=True, default="")
+    source_version = models.PositiveIntegerField(default=1)
+    target_mode = models.CharField(max_length=10, choices=IsolationMode.choices)
+    target_server = models.ForeignKey(
+        DataServer, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    target_database = models.CharField(max_length=63, blank=True, default="")
+    phase = models.CharField(max_length=10, choices=MovePhase.choices, default=MovePhase.PREPARE)
+    state = models.CharField(max_length=10, choices=MoveState.choices, default=MoveState.RUNNING)
+    keep_source = models.BooleanField(default=False)
+    cancel_requested = models.BooleanField(default=False)
+    # {"tables": {table: {"copied": n, "total": n}}, "captured": n, "applied": n}
+    progress = models.JSONField(default=dict, blank=True)
+    # Longest time writes were held, in milliseconds (the fence).
+    fence_ms = models.PositiveIntegerField(null=True, blank=True)
+    error = models.TextField(blank=True, default="")
+    runner = models.CharField(max_length=200, blank=True, default="")
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(db_default=Now())
+    updated_at = models.DateTimeField(auto_now=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant"],
+                condition=models.Q(state__in=["running", "kept"]),
+                name="tenant_move_one_active",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"move of {self.tenant_id}: {self.source_mode} -> {self.target_mode} ({self.phase})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.state in ACTIVE_MOVE_STATES

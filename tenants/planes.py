@@ -24,15 +24,21 @@ class Stored:
 
     documents: int
     bytes: int
+    chunks: int = 0  # counted only when asked
 
 
 class DataPlane(Protocol):
     """What the data-plane AppConfig provides besides `data_plane = True`."""
 
     label: str
+    # Model names: tables searches and answers write (a move never refuses their writes), and
+    # tables kept by the data plane's own triggers (a move re-copies them whole).
+    written_by_reads: tuple[str, ...]
+    derived: tuple[str, ...]
 
-    def stored(self) -> Stored:
-        """Documents and their bytes in the bound tenant's store (call inside its context)."""
+    def stored(self, *, chunks: bool = False) -> Stored:
+        """Documents and their bytes in the bound tenant's store (call inside its context);
+        its chunks too if `chunks`."""
 
     def lock_pool_rows(self, cursor, tenant_id) -> None:
         """Lock the tenant's rows that all others hang from (`FOR UPDATE` on `cursor`), so a

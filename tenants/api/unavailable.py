@@ -19,22 +19,30 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 RETRY_AFTER_SECONDS = 5
+# The SQLSTATE a moving tenant's fenced write fails with (tenants/services/moves/capture.py).
+TENANT_MOVING_SQLSTATE = "55T01"
 
 
 @dataclass(frozen=True)
 class Unavailable:
     code: str
     detail: str
+    retry_after: int = RETRY_AFTER_SECONDS
 
     @property
     def headers(self) -> dict[str, str]:
-        return {"Retry-After": str(RETRY_AFTER_SECONDS)}
+        return {"Retry-After": str(self.retry_after)}
 
 
 def classify(exc: BaseException) -> Unavailable | None:
     """The outage `exc` stands for, or None when it is something else (a real bug)."""
     if isinstance(exc, OperationalError | psycopg.OperationalError):
         cause = exc.__cause__ if isinstance(exc, OperationalError) else exc
+        if getattr(cause, "sqlstate", None) == TENANT_MOVING_SQLSTATE:
+            # A move's fence lasts well under a second or two; the retry finds the new home.
+            return Unavailable(
+                "tenant_moving", "The tenant is moving to a new placement; retry shortly.", 1
+            )
         if isinstance(cause, psycopg.errors.QueryCanceled):
             return Unavailable(
                 "database_timeout", "The database took too long to answer; try again shortly."

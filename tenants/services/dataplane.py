@@ -44,13 +44,22 @@ def dataplane_migrate(*, tenant: Tenant, target: str | None = None) -> list[str]
     if tenant.isolation_mode == IsolationMode.POOL:
         return []
     pending = dataplane_pending(tenant=tenant)
-    alias = placement.owner_alias_for(tenant)
+    migrate_alias(placement.owner_alias_for(tenant), schema=_schema(tenant), target=target)
+    return pending if target is None else [n for n in pending if n <= target]
+
+
+def migrate_alias(alias: str, *, schema: str, target: str | None = None) -> list[str]:
+    """Migrate the data plane on an owner alias (a schema, a silo, a server's pool tables) and
+    grant the app role its rows; returns the migrations it applied."""
+    executor = MigrationExecutor(connections[alias])
+    leaves = executor.loader.graph.leaf_nodes(data_plane_label())
+    pending = [m.name for m, _ in executor.migration_plan(leaves)]
     args = [data_plane_label()] + ([target] if target else [])
     call_command(
         "migrate", *args, database=alias, verbosity=0, interactive=False, stdout=io.StringIO()
     )
-    grant_app_access(alias=alias, schema=_schema(tenant))
-    return pending if target is None else [n for n in pending if n <= target]
+    grant_app_access(alias=alias, schema=schema)
+    return pending
 
 
 def grant_app_access(*, alias: str, schema: str) -> None:

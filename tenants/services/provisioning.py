@@ -8,8 +8,6 @@ from __future__ import annotations
 import logging
 import uuid
 
-import psycopg
-from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import connections, transaction
 from psycopg import sql
@@ -18,7 +16,9 @@ from .. import placement
 from ..context import tenant_context
 from ..models import IsolationMode, Tenant, TenantStatus
 from ..planes import data_plane
+from .databases import database_create, database_drop
 from .dataplane import dataplane_migrate
+from .servers import server_for_new_tenant
 
 logger = logging.getLogger(__name__)
 
@@ -27,10 +27,19 @@ class ProvisioningError(Exception):
     """Creating a tenant's placement failed; nothing of the tenant is left behind."""
 
 
-def tenant_create(*, slug: str, mode: str, name: str = "", silo_dsn: str = "") -> Tenant:
-    """Create a tenant and its schema or database, migrated to the current data plane."""
+def tenant_create(
+    *, slug: str, mode: str, name: str = "", silo_dsn: str = "", server: str | None = None
+) -> Tenant:
+    """Create a tenant and its schema or database, migrated to the current data plane.
+
+    `server` names a registered server; without one (and without `silo_dsn`) the placement
+    rule of tenants.services.servers chooses (settings.TENANT_PLACEMENT).
+    """
     if silo_dsn and mode != IsolationMode.SILO:
         raise ValidationError({"silo_dsn": "A DSN only applies to silo tenants."})
+    if silo_dsn and server:
+        raise ValidationError({"server": "Give a registered server or a DSN, not both."})
+    data_server = None if silo_dsn else server_for_new_tenant(name=server)
     tenant_id = uuid.uuid4()
     tenant = Tenant(
         id=tenant_id,
@@ -40,15 +49,16 @@ def tenant_create(*, slug: str, mode: str, name: str = "", silo_dsn: str = "") -
         status=TenantStatus.PROVISIONING,
         silo_database=f"tenant_{tenant_id.hex}" if mode == IsolationMode.SILO else "",
         silo_dsn=silo_dsn,
+        server=data_server,
     )
     tenant.full_clean()
     tenant.save(force_insert=True)
     try:
-        _create_placement(tenant)
+        placement_create(tenant)
         dataplane_migrate(tenant=tenant)
     except Exception as exc:
         try:
-            _drop_placement(tenant)
+            placement_drop(tenant)
         except Exception:  # the server may be unreachable: that is usually why we are here
             logger.warning("Could not clean up the placement of %s", slug, exc_info=True)
         tenant.delete()
@@ -93,8 +103,8 @@ def tenant_resume(*, tenant: Tenant) -> Tenant:
 def tenant_delete(*, tenant: Tenant) -> None:
     """Remove all of the tenant's data in its placement, then the tenant and its keys."""
     if tenant.isolation_mode == IsolationMode.POOL:
-        _delete_pool_rows(tenant)
-    _drop_placement(tenant)
+        pool_rows_delete(tenant)
+    placement_drop(tenant)
     with transaction.atomic():
         # Lock the tenant row first: a worker or request still metering this tenant (a ledger
         # row, a rate counter) then waits for the delete and fails its own insert, instead of
@@ -109,9 +119,10 @@ def _set_status(tenant: Tenant, status: str) -> Tenant:
     return tenant
 
 
-def _delete_pool_rows(tenant: Tenant) -> None:
+def pool_rows_delete(tenant: Tenant) -> None:
+    """Delete the tenant's rows from the pool tables of its server."""
     # Children first; row-level security limits each DELETE to the bound tenant.
-    with tenant_context(tenant), connections["default"].cursor() as cursor:
+    with tenant_context(tenant), connections[placement.alias_for(tenant)].cursor() as cursor:
         # Lock the documents first: a worker still ingesting one either commits its chunks
         # before this (and they are deleted below) or waits and then finds its document gone.
         # Without the lock its chunks could land between the two DELETEs and break the FK.
@@ -125,34 +136,24 @@ def _delete_pool_rows(tenant: Tenant) -> None:
             )
 
 
-def _create_placement(tenant: Tenant) -> None:
+def placement_create(tenant: Tenant) -> None:
+    """Create the tenant's bridge schema or silo database (nothing for the pool)."""
     if tenant.isolation_mode == IsolationMode.BRIDGE:
-        with transaction.atomic(using="owner"), connections["owner"].cursor() as cursor:
+        alias = placement.shared_owner_alias(tenant)
+        with transaction.atomic(using=alias), connections[alias].cursor() as cursor:
             cursor.execute(
                 sql.SQL("CREATE SCHEMA {}")
                 .format(sql.Identifier(tenant.schema_name))
                 .as_string(cursor.connection)
             )
     elif tenant.isolation_mode == IsolationMode.SILO:
-        database = sql.Identifier(tenant.silo_database)
-        with _server_connection(tenant) as conn:
-            conn.execute(
-                sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
-                    database, sql.Identifier(settings.SILO_TEMPLATE_DB)
-                )
-            )
-            # Only the app role may connect; TEMPORARY for the COPY staging table.
-            conn.execute(sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(database))
-            conn.execute(
-                sql.SQL("GRANT CONNECT, TEMPORARY ON DATABASE {} TO {}").format(
-                    database, sql.Identifier(placement.app_role())
-                )
-            )
+        database_create(placement.server_owner_settings(tenant), tenant.silo_database)
 
 
-def _drop_placement(tenant: Tenant) -> None:
+def placement_drop(tenant: Tenant) -> None:
+    """Drop the tenant's bridge schema or silo database, if there (pool rows: pool_rows_delete)."""
     if tenant.isolation_mode == IsolationMode.BRIDGE:
-        with connections["owner"].cursor() as cursor:
+        with connections[placement.shared_owner_alias(tenant)].cursor() as cursor:
             cursor.execute(
                 sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE")
                 .format(sql.Identifier(tenant.schema_name))
@@ -160,24 +161,5 @@ def _drop_placement(tenant: Tenant) -> None:
             )
     elif tenant.isolation_mode == IsolationMode.SILO:
         placement.forget(tenant)
-        with _server_connection(tenant) as conn:
-            conn.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-                    sql.Identifier(tenant.silo_database)
-                )
-            )
+        database_drop(placement.server_owner_settings(tenant), tenant.silo_database)
     placement.forget(tenant)
-
-
-def _server_connection(tenant: Tenant) -> psycopg.Connection:
-    """An autocommit owner connection to the silo's server (CREATE/DROP DATABASE need one)."""
-    cfg = placement.server_owner_settings(tenant)
-    params = {
-        "dbname": cfg["NAME"],
-        "user": cfg["USER"],
-        "password": cfg["PASSWORD"],
-        "host": cfg["HOST"] or None,
-        "port": cfg["PORT"] or None,
-        **cfg.get("OPTIONS", {}),
-    }
-    return psycopg.connect(autocommit=True, **{k: v for k, v in params.items() if v})

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 
 from django.conf import settings
+from django.db.models import Q
 from django.utils import timezone
 
 from tenants.context import data_alias, tenant_context
@@ -252,14 +253,16 @@ def evaluation_previous(*, run: EvalRun) -> EvalRun | None:
     """The set's last finished run of the same kind created before `run`, in the caller's
     tenant context.
 
-    By id: ids are allocated in creation order within the placement that holds the set, and
-    unlike `created_at` (the transaction's start) two runs never share one.
+    By creation time, then id: ids are random (rag.models says why), and runs created in one
+    transaction share a `created_at`, so among those the id decides, arbitrarily but always
+    the same way.
     """
+    earlier = Q(created_at__lt=run.created_at) | Q(created_at=run.created_at, pk__lt=run.pk)
     return (
         EvalRun.objects.filter(
-            eval_set_id=run.eval_set_id, kind=run.kind, status=EvalRunStatus.DONE, pk__lt=run.pk
+            earlier, eval_set_id=run.eval_set_id, kind=run.kind, status=EvalRunStatus.DONE
         )
-        .order_by("-pk")
+        .order_by("-created_at", "-pk")
         .first()
     )
 

@@ -3,6 +3,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from ...models import IsolationMode
 from ...services.provisioning import ProvisioningError, tenant_create
+from ...services.servers import ServerError
 
 
 class Command(BaseCommand):
@@ -15,10 +16,17 @@ class Command(BaseCommand):
         parser.add_argument(
             "--dsn", default="", help="silo only: postgresql:// URL of another server"
         )
+        parser.add_argument(
+            "--server",
+            default=None,
+            help="a registered server (manage.py server_list); default: TENANT_PLACEMENT",
+        )
 
-    def handle(self, *args, slug, mode, name, dsn, **options):
+    def handle(self, *args, slug, mode, name, dsn, server, **options):
         try:
-            tenant = tenant_create(slug=slug, mode=mode, name=name, silo_dsn=dsn)
+            tenant = tenant_create(slug=slug, mode=mode, name=name, silo_dsn=dsn, server=server)
+        except ServerError as exc:
+            raise CommandError(str(exc)) from exc
         except ValidationError as exc:
             raise CommandError(
                 "; ".join(f"{k}: {' '.join(v)}" for k, v in exc.message_dict.items())
@@ -27,6 +35,7 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from exc
         self.stdout.write(
             self.style.SUCCESS(
-                f"Created {tenant.isolation_mode} tenant {tenant.slug} ({tenant.id})."
+                f"Created {tenant.isolation_mode} tenant {tenant.slug} ({tenant.id}) "
+                f"on {tenant.server_name}."
             )
         )

@@ -13,26 +13,11 @@ from dataclasses import dataclass
 
 from django.db import connections
 
-from ... import placement
+from ... import pgconnect, placement
 from ...models import IsolationMode, Tenant, TenantStatus
 from ...planes import data_plane
 
 APPLICATION_NAME = "tenantry check_isolation"
-CONNECT_TIMEOUT_SECONDS = 10
-# libpq keywords worth passing on from Django's OPTIONS (the rest are Django's own settings).
-_LIBPQ_OPTIONS = {
-    "sslmode",
-    "sslrootcert",
-    "sslcert",
-    "sslkey",
-    "sslpassword",
-    "channel_binding",
-    "gssencmode",
-    "target_session_attrs",
-    "passfile",
-    "service",
-    "options",
-}
 
 
 @dataclass(frozen=True)
@@ -143,23 +128,5 @@ def _pool_target(subject: Tenant | None, bridge_schemas: tuple[str, ...]) -> Tar
 
 
 def connect_params(cfg: dict, *, read_only: bool = False) -> dict:
-    """psycopg keyword arguments for a Django database settings dict.
-
-    The owner connection is read-only for the whole session: the audit only reads catalogs
-    with it, and an audit run against production must not be able to change anything as the
-    role that owns every table.
-    """
-    options = dict(cfg.get("OPTIONS", {}))
-    params = {
-        "dbname": cfg["NAME"],
-        "user": cfg["USER"],
-        "password": cfg["PASSWORD"],
-        "host": options.pop("host", None) or cfg.get("HOST") or None,
-        "port": options.pop("port", None) or cfg.get("PORT") or None,
-        **{k: v for k, v in options.items() if k in _LIBPQ_OPTIONS},
-        "application_name": APPLICATION_NAME,
-        "connect_timeout": CONNECT_TIMEOUT_SECONDS,
-    }
-    if read_only:
-        params["options"] = f"{params.get('options', '')} -c default_transaction_read_only=on"
-    return {k: v for k, v in params.items() if v not in (None, "")}
+    """psycopg keyword arguments for a Django database settings dict (tenants.pgconnect)."""
+    return pgconnect.connect_params(cfg, application_name=APPLICATION_NAME, read_only=read_only)
