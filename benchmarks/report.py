@@ -216,6 +216,10 @@ def markdown(results: dict, plots: list[Path] | None = None) -> str:
         from .answers_eval import markdown as answers_eval_markdown
 
         lines += answers_eval_markdown(results["answers_eval"])
+    if "tenant_move" in results:
+        from .tenant_move import markdown as tenant_move_markdown
+
+        lines += tenant_move_markdown(results["tenant_move"])
     for plot in plots or []:
         lines += [f"![{plot.stem}]({plot.name})", ""]
     return "\n".join(lines)

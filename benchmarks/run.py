@@ -3,8 +3,8 @@ throwaway embedded PostgreSQL and Redis (config.test_settings), on this machine.
 
     python benchmarks/run.py [--size small|default|large] [--out DIR] [section ...]
 
-Sections: ingestion, search, answer, noisy, overhead, load, quality, answers_eval (all by
-default).
+Sections: ingestion, search, answer, noisy, overhead, load, quality, answers_eval, tenant_move
+(all by default).
 `--size small` is what the smoke test in `make test` runs; `large` adds the 1M-chunk search.
 The report goes to var/bench/ (report.md, results.json, *.png).
 """
@@ -29,6 +29,7 @@ SECTIONS = (
     "load",
     "quality",
     "answers_eval",
+    "tenant_move",
 )
 
 _DEFAULT = {
@@ -53,6 +54,7 @@ _DEFAULT = {
     },
     "quality": {"pages": 0, "questions": 0},  # every page and every question
     "answers_eval": {"answerable": 0, "unanswerable": 0, "all_models": True},  # the whole set
+    "tenant_move": {"sizes": [10_000, 100_000]},
 }
 SIZES = {
     "small": {
@@ -82,6 +84,7 @@ SIZES = {
             "all_models": False,
             "max_tokens": 16,
         },
+        "tenant_move": {"sizes": [2000]},
     },
     "default": _DEFAULT,
     "large": {**_DEFAULT, "search": {**_DEFAULT["search"], "sizes": [10_000, 100_000, 1_000_000]}},
@@ -144,6 +147,10 @@ def _section(name: str, params: dict, peer: bool) -> dict:
         from .answers_eval import bench_answers_eval
 
         return bench_answers_eval(**params)
+    if name == "tenant_move":
+        from .tenant_move import bench_tenant_move
+
+        return bench_tenant_move(**params)
     raise ValueError(f"unknown section {name!r}; sections are: {', '.join(SECTIONS)}")
 
 

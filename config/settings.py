@@ -160,7 +160,8 @@ TENANT_PLACEMENT = os.environ.get("TENANT_PLACEMENT", "default")
 MOVE_FENCE_WAIT_SECONDS = float(os.environ.get("MOVE_FENCE_WAIT_SECONDS", "5"))
 # The fence is attempted when the writes left to apply are at most this many rows...
 MOVE_FENCE_BACKLOG_ROWS = int(os.environ.get("MOVE_FENCE_BACKLOG_ROWS", "500"))
-# ...and given up (writes flow again, the catch-up goes on) if it is not done within this long.
+# ...and given up (writes flow again, the catch-up goes on) if the writes in flight have not
+# finished within this long (the fence waits for them before it holds the rest).
 MOVE_FENCE_MAX_SECONDS = float(os.environ.get("MOVE_FENCE_MAX_SECONDS", "10"))
 # After the switch, how long requests and tasks that resolved the old placement just before it
 # may still read there before the source is dropped.

@@ -4,7 +4,7 @@ tenant's data plane (documents, usage, queries, evaluation, the playground)."""
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from .views import documents, evaluation, keys, overview, playground, queries, tenants, usage
+from .views import documents, evaluation, keys, moves, overview, playground, queries, tenants, usage
 
 app_name = "console"
 urlpatterns = [
@@ -31,6 +31,28 @@ urlpatterns = [
     path("tenants/<slug:slug>/suspend/", tenants.tenant_suspend, name="tenant-suspend"),
     path("tenants/<slug:slug>/resume/", tenants.tenant_resume, name="tenant-resume"),
     path("tenants/<slug:slug>/delete/", tenants.tenant_delete, name="tenant-delete"),
+    path("tenants/<slug:slug>/placement/", moves.placement, name="tenant-placement"),
+    path("tenants/<slug:slug>/placement/move/", moves.move_begin, name="tenant-move"),
+    path(
+        "tenants/<slug:slug>/moves/<uuid:move_id>/",
+        moves.move_progress,
+        name="tenant-move-progress",
+    ),
+    path(
+        "tenants/<slug:slug>/moves/<uuid:move_id>/cancel/",
+        moves.move_stop,
+        name="tenant-move-cancel",
+    ),
+    path(
+        "tenants/<slug:slug>/moves/<uuid:move_id>/finish/",
+        moves.move_finish,
+        name="tenant-move-finish",
+    ),
+    path(
+        "tenants/<slug:slug>/moves/<uuid:move_id>/resume/",
+        moves.move_resume,
+        name="tenant-move-resume",
+    ),
     path("tenants/<slug:slug>/keys/", keys.tenant_keys, name="tenant-keys"),
     path(
         "tenants/<slug:slug>/keys/<uuid:key_id>/revoke/",

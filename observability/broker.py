@@ -1,4 +1,4 @@
-"""Short-lived Redis connections for probes and scrapes: the readiness check and the queue depth.
+"""Short-lived Redis connections for probes and scrapes: the readiness check and the queue depths.
 
 Each call opens its own connection with second-long timeouts and closes it, so a Redis that is
 down or slow costs a probe at most a second or two and never blocks a request thread for long.
@@ -45,19 +45,43 @@ def redis_ping(url: str | None = None) -> None:
 
 
 def queue_name() -> str:
+    """The default queue: where a task no route names goes."""
     return getattr(settings, "CELERY_TASK_DEFAULT_QUEUE", None) or "celery"
 
 
-def queue_depth() -> int | None:
-    """Messages waiting in the Celery queue (`LLEN`), or None if Redis cannot be reached."""
-    name = queue_name()
+def queue_names() -> list[str]:
+    """Every queue tasks are sent to: the default one, then each declared in
+    CELERY_TASK_QUEUES (the dict form, or kombu Queue objects), once each."""
+    declared = getattr(settings, "CELERY_TASK_QUEUES", None) or ()
+    names = [name if isinstance(name, str) else name.name for name in declared]
+    return list(dict.fromkeys([queue_name(), *names]))
+
+
+def queue_depths(names: list[str] | None = None) -> dict[str, int] | None:
+    """Messages waiting in each queue (default: every queue of queue_names()), by name, read
+    over one connection; None if Redis cannot be reached."""
+    names = queue_names() if names is None else names
+    lists_per_queue = 1 + len(PRIORITY_STEPS)
     try:
         with closing(redis_connection()) as client:
             pipe = client.pipeline(transaction=False)
-            pipe.llen(name)
-            for step in PRIORITY_STEPS:
-                pipe.llen(f"{name}{PRIORITY_SEPARATOR}{step}")
-            return int(sum(pipe.execute()))
+            for name in names:
+                pipe.llen(name)
+                for step in PRIORITY_STEPS:
+                    pipe.llen(f"{name}{PRIORITY_SEPARATOR}{step}")
+            lengths = pipe.execute()
     except Exception:  # a scrape must not fail because the broker is down
-        logger.debug("could not read the Celery queue length", exc_info=True)
+        logger.debug("could not read the Celery queue lengths", exc_info=True)
         return None
+    return {
+        name: int(sum(lengths[i * lists_per_queue : (i + 1) * lists_per_queue]))
+        for i, name in enumerate(names)
+    }
+
+
+def queue_depth(name: str | None = None) -> int | None:
+    """Messages waiting in one queue (default: the default queue), or None if Redis cannot be
+    reached."""
+    name = name or queue_name()
+    depths = queue_depths([name])
+    return None if depths is None else depths[name]

@@ -160,20 +160,23 @@ def reset_tenant_labels() -> None:
 
 # --- Scrape-time values and the exposition ---------------------------------------------------
 class IngestionQueueCollector:
-    """`tenantry_ingestion_queue_depth`: messages waiting in the Celery queue, read from Redis
-    when Prometheus scrapes (a gauge set by some process would go stale)."""
+    """`tenantry_ingestion_queue_depth{queue=...}`: messages waiting in each Celery queue (one
+    sample per queue of broker.queue_names(): ingest, evaluation, maintenance, the default
+    `celery`), read from Redis when Prometheus scrapes (a gauge set by some process would go
+    stale). The name predates the split by workload and stays: dashboards and alerts scrape it;
+    `queue="ingest"` is the ingestion backlog."""
 
     def collect(self):
-        from .broker import queue_depth, queue_name
+        from .broker import queue_depths
 
         gauge = GaugeMetricFamily(
             "tenantry_ingestion_queue_depth",
-            "Tasks waiting in the Celery queue (ingestion and periodic work), read at scrape time.",
+            "Tasks waiting in each Celery queue (label queue: a workload's queue), read at "
+            "scrape time.",
             labels=["queue"],
         )
-        depth = queue_depth()
-        if depth is not None:
-            gauge.add_metric([queue_name()], depth)
+        for queue, depth in (queue_depths() or {}).items():
+            gauge.add_metric([queue], depth)
         yield gauge
 
 

@@ -48,7 +48,18 @@ def requeue_stuck_documents() -> dict:
     return documents_requeue_stuck_everywhere()
 
 
-@shared_task(acks_late=True, reject_on_worker_lost=True, soft_time_limit=3600, time_limit=3700)
+@shared_task(
+    acks_late=True,
+    reject_on_worker_lost=True,
+    soft_time_limit=3600,
+    time_limit=3700,
+    # A database outage, or the tenant moving under the run (its old placement refuses the
+    # run's writes from the switch on): the retry reloads the tenant and starts the run again.
+    autoretry_for=(OperationalError, InterfaceError),
+    retry_backoff=True,
+    retry_backoff_max=300,
+    max_retries=5,
+)
 def evaluate_set(tenant_id: str, run_id: int) -> str:
     """Compute one queued evaluation run (started from the console); returns its status.
 

@@ -1,8 +1,9 @@
 """Celery tasks of the kernel. Thin: they reload rows by id and call services.
 
 Nothing here imports the data plane or a model library: the worker imports this module before
-it forks, and the kernel never names `rag` (tests/test_dependency_direction.py). Callers hand
-work off by task name (`send_task("tenants.tasks.tenant_move_run", ...)`), never by import.
+it forks, and the kernel never names the data plane (tests/test_dependency_direction.py).
+Callers hand work off by task name (`send_task("tenants.tasks.tenant_move_run", ...)`), never
+by import.
 """
 
 from __future__ import annotations

@@ -37,10 +37,16 @@ def test_every_section_runs_at_the_small_size(pg, tmp_path):
     # finds its pages (an ingestion or id-mapping regression) fails here.
     for row in (*quality["modes"].values(), *quality["baselines"].values()):
         assert row["recall_at_5"] > 0 and 0 < row["ndcg_at_10"] <= 1
+    # Both moves finished under the writer and the reader: nothing refused, lost or failed.
+    moves = results["tenant_move"]["sizes"]["2000"]["moves"]
+    assert [m["state"] for m in moves.values()] == ["done", "done"]
+    for m in moves.values():
+        assert m["fence_ms"] is not None and m["writes"] > 0 and m["reads"] > 0
+        assert m["failed_writes"] == m["failed_reads"] == m["writes_lost"] == 0
     assert json.loads((tmp_path / "results.json").read_text())["size"] == "small"
     report = (tmp_path / "report.md").read_text()
     headings = ("## Ingestion", "## Search", "## Answers", "## Noisy", "## API overhead", "## Load")
-    headings += ("## Retrieval quality",)
+    headings += ("## Retrieval quality", "## Tenant moves")
     for heading in headings:
         assert heading in report
 

@@ -151,8 +151,16 @@ def _store(
 
 
 def document_delete(*, tenant: Tenant, document_id) -> bool:
-    """Delete a document and all its chunks; False if the tenant has no such document."""
+    """Delete a document and all its chunks; False if the tenant has no such document.
+
+    The document row is locked first: a worker storing its chunks holds that lock until it
+    commits, so the delete then sees (and deletes) those chunks too. Without it the delete
+    collected the chunks before the worker's commit and failed at its own commit, on the
+    foreign key of chunks it had not seen (a 500).
+    """
     with tenant_context(tenant):
+        if not Document.objects.select_for_update().filter(pk=document_id).exists():
+            return False
         deleted, _ = Document.objects.filter(pk=document_id).delete()
     return deleted > 0
 

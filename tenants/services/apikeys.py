@@ -80,7 +80,7 @@ def apikey_create(
 def apikey_authenticate(*, raw: str) -> ApiKey:
     """The live key for `raw`, or ApiKeyError. Touches last_used_at at most once a minute."""
     key = (
-        ApiKey.objects.select_related("tenant").filter(prefix=raw[:PREFIX_LENGTH]).first()
+        ApiKey.objects.select_related("tenant__server").filter(prefix=raw[:PREFIX_LENGTH]).first()
         if looks_like_key(raw)
         else None
     )

@@ -14,7 +14,7 @@ from psycopg import sql
 
 from .. import placement
 from ..context import tenant_context
-from ..models import IsolationMode, Tenant, TenantStatus
+from ..models import ACTIVE_MOVE_STATES, IsolationMode, Tenant, TenantMove, TenantStatus
 from ..planes import data_plane
 from .databases import database_create, database_drop
 from .dataplane import dataplane_migrate
@@ -101,7 +101,15 @@ def tenant_resume(*, tenant: Tenant) -> Tenant:
 
 
 def tenant_delete(*, tenant: Tenant) -> None:
-    """Remove all of the tenant's data in its placement, then the tenant and its keys."""
+    """Remove all of the tenant's data in its placement, then the tenant and its keys.
+
+    An unfinished move is abandoned first: its other end (and its change capture) would
+    otherwise outlive the tenant.
+    """
+    from .moves.protocol import move_abandon  # moves build on this module
+
+    for move in TenantMove.objects.filter(tenant=tenant, state__in=ACTIVE_MOVE_STATES):
+        move_abandon(move)
     if tenant.isolation_mode == IsolationMode.POOL:
         pool_rows_delete(tenant)
     placement_drop(tenant)

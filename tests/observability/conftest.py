@@ -31,6 +31,8 @@ def zoo(make_tenant, make_key, upload, wait_done, worker):  # noqa: F811
 @pytest.fixture
 def scrape(settings):
     """scrape() -> {(name, frozenset(labels.items())): value} of /metrics (every process)."""
+    # First: observability.metrics sets the multiprocess folder before prometheus_client loads.
+    import observability.metrics  # noqa: F401, I001
     from prometheus_client.parser import text_string_to_metric_families
 
     settings.METRICS_TOKEN = METRICS_TOKEN

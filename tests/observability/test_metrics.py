@@ -3,7 +3,10 @@ gunicorn), with the OpenTelemetry-named HTTP and GenAI metrics after traffic."""
 
 from __future__ import annotations
 
+import json
+import time
 import urllib.request
+import uuid
 
 import pytest
 from django.test import Client
@@ -91,14 +94,14 @@ def test_metrics_after_traffic_show_http_genai_cache_and_ingestion(
     # earlier tests' tenants: the sum over all labels); the queue depth read from Redis.
     assert grew("tenantry_chunks_embedded_total") >= document["chunk_count"] > 0
     # Nothing waits: the ingestion is done and the idle worker takes any task at once, so the
-    # depth falls to 0 within moments even if beat just queued a sweep (the exact counting of
-    # waiting messages is test_the_queue_depth_counts_waiting_tasks).
+    # ingest queue's depth falls to 0 within moments (the exact counting of waiting messages
+    # is test_the_queue_depth_counts_waiting_tasks).
     wait_until(
-        lambda: value(scrape(), "tenantry_ingestion_queue_depth", queue="celery") == 0,
+        lambda: value(scrape(), "tenantry_ingestion_queue_depth", queue="ingest") == 0,
         timeout=15,
-        message="the celery queue never emptied",
+        message="the ingest queue never emptied",
     )
-    assert ("tenantry_ingestion_queue_depth", frozenset({("queue", "celery")})) in after
+    assert ("tenantry_ingestion_queue_depth", frozenset({("queue", "ingest")})) in after
     assert (
         grew("tenantry_celery_task_duration_seconds_count", task="rag.tasks.ingest_document") >= 1
     )
@@ -117,6 +120,70 @@ def test_the_queue_depth_counts_waiting_tasks(settings, scrape):
     finally:
         redis_client().delete(queue, queue + "\x06\x169")
     assert value(scrape(), "tenantry_ingestion_queue_depth", queue=queue) == 0
+
+
+def test_every_declared_queue_has_a_depth_sample(settings, scrape):
+    samples = {
+        dict(labels)["queue"]: depth
+        for (name, labels), depth in scrape().items()
+        if name == "tenantry_ingestion_queue_depth"
+    }
+    assert {"celery", "ingest", "evaluation", "maintenance"} <= set(settings.CELERY_TASK_QUEUES)
+    assert set(settings.CELERY_TASK_QUEUES) <= set(samples)
+    assert all(depth >= 0 for depth in samples.values())
+
+
+def test_a_task_routed_to_ingest_raises_the_ingest_depth_only(worker, scrape):
+    """The task is sent as rag.handoff sends it (by name, through the real routes) while the
+    session's worker consumes neither ingest nor evaluation, so it waits in Redis."""
+    from config import celery_app
+    from tenants.services.quotas import redis_client
+
+    paused = ("ingest", "evaluation")
+
+    def depth(queue: str) -> float:
+        return value(scrape(), "tenantry_ingestion_queue_depth", queue=queue)
+
+    sent = None
+    try:
+        for queue in paused:
+            assert celery_app.control.cancel_consumer(queue, reply=True, timeout=10, limit=1)
+        worker_polls_without(paused)
+        before = {queue: depth(queue) for queue in paused}
+        sent = celery_app.send_task(
+            "rag.tasks.ingest_document", args=[str(uuid.uuid4()), str(uuid.uuid4())]
+        )
+        waiting = [
+            json.loads(raw)["headers"]["id"] for raw in redis_client().lrange("ingest", 0, -1)
+        ]
+        assert sent.id in waiting, "the task is not in the ingest list"
+        # At least one: the worker's stalled-document sweep may requeue an earlier document.
+        assert depth("ingest") >= before["ingest"] + 1
+        assert depth("evaluation") == before["evaluation"]
+    finally:
+        if sent is not None:
+            for raw in redis_client().lrange("ingest", 0, -1):
+                if json.loads(raw)["headers"]["id"] == sent.id:
+                    redis_client().lrem("ingest", 0, raw)
+        for queue in paused:
+            assert celery_app.control.add_consumer(queue, reply=True, timeout=10, limit=1)
+
+
+def worker_polls_without(queues: tuple[str, ...], timeout: float = 15) -> None:
+    """Returns once the worker's BRPOP names the default queue and none of `queues`.
+
+    The worker answers a cancel_consumer before the cancel takes effect: kombu applies it
+    after the BRPOP in flight returns (celery/celery#1773), and that BRPOP would still take a
+    message sent to the cancelled queue. MONITOR shows the next one."""
+    from tenants.services.quotas import redis_client
+
+    deadline = time.monotonic() + timeout
+    with redis_client().monitor() as monitor:
+        while time.monotonic() < deadline:
+            words = monitor.next_command()["command"].split()
+            if words[0].upper() == "BRPOP" and "celery" in words and not set(queues) & set(words):
+                return
+    pytest.fail(f"the worker still consumes one of {queues}")
 
 
 def test_requests_served_by_gunicorn_are_in_the_sums(web_server, scrape):

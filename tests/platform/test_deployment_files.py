@@ -4,10 +4,11 @@ platform/Dockerfile, platform/compose.yaml, platform/pgbouncer/ and platform/k8s
 in a container here (there is no Docker daemon on the project's machines), so this is what keeps
 them from drifting away from the code: the files parse; every command they run exists, with
 options its own parser accepts; every variable they set is one the code reads; the web probes
-ask routes the app serves, on the port gunicorn binds, with a Host it accepts; the workers
-consume the queues tasks are sent to and KEDA watches one of them; PgBouncer is set up as
-docs/pgbouncer.md says; and the image builds llama-cpp-python for the CPUs the README promises
-(x86-64-v3), not for the machine that builds it.
+ask routes the app serves, on the port gunicorn binds, with a Host it accepts; every queue the
+settings send a task to has a worker, ingestion and evaluation never share one, and KEDA scales
+each worker on a queue it consumes; PgBouncer is set up as docs/pgbouncer.md says; and the
+image builds llama-cpp-python for the CPUs the README promises (x86-64-v3), not for the machine
+that builds it.
 """
 
 from __future__ import annotations
@@ -285,8 +286,9 @@ def test_every_yaml_file_parses():
 
 def test_compose_runs_the_platform_and_its_servers():
     services = compose()["services"]
-    assert {"postgres", "redis", "pgbouncer", "web", "worker", "beat"} <= set(services)
-    assert {"web", "worker", "beat"} <= set(tenantry_services())
+    workers = {"worker-ingest", "worker-evaluation", "worker-maintenance"}
+    assert {"postgres", "redis", "pgbouncer", "web", "beat", *workers} <= set(services)
+    assert {"web", "beat", *workers} <= set(tenantry_services())
     assert "pgvector" in services["postgres"]["image"]
     initdb = {}
     for volume in services["postgres"]["volumes"]:
@@ -326,7 +328,9 @@ def test_variables_set_are_variables_the_code_reads():
     containers = k8s_containers()
     assert {name for name, _, _ in containers} >= {
         "tenantry-web",
-        "tenantry-worker",
+        "tenantry-worker-ingest",
+        "tenantry-worker-evaluation",
+        "tenantry-worker-maintenance",
         "tenantry-beat",
     }
     for name, _pod, container in containers:
@@ -387,18 +391,48 @@ def test_web_deployment_probes_the_app_on_the_port_gunicorn_binds():
     assert validate_host(url.hostname, compose_environment(web)["ALLOWED_HOSTS"].split(","))
 
 
+@cache
+def celery_queues() -> tuple[frozenset[str], dict[str, str]]:
+    """(the queues the settings declare, {task name: the queue Celery sends it to}) for every
+    task the worker registers, every task a route or beat's schedule names, and a task of no
+    route; each resolved by Celery's own router from the real settings."""
+    from config.celery_app import app as current_app
+    from observability.broker import queue_names
+
+    current_app.loader.import_default_modules()  # the worker's task autodiscovery
+    routes = settings.CELERY_TASK_ROUTES
+    names = {name for name in current_app.tasks if not name.startswith("celery.")}
+    names |= set(routes) | {entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()}
+    names.add("no.route.names.this")
+    # The router adds a queue a route names but the settings do not declare: declared first.
+    declared = frozenset(queue_names())
+    router = current_app.amqp.router
+    return declared, {name: router.route({}, name)["queue"].name for name in sorted(names)}
+
+
 def worker_queues(argv: list[str]) -> set[str]:
-    default = getattr(settings, "CELERY_TASK_DEFAULT_QUEUE", None) or "celery"
+    """The queues a `celery worker` command consumes: -Q's, or without it every declared one
+    (Celery's default)."""
     for flag in ("-Q", "--queues"):
         if flag in argv:
             return set(argv[argv.index(flag) + 1].split(","))
-    return {default}
+    return set(celery_queues()[0])
 
 
 def test_workers_consume_the_queues_tasks_are_sent_to():
-    default = getattr(settings, "CELERY_TASK_DEFAULT_QUEUE", None) or "celery"
-    routes = getattr(settings, "CELERY_TASK_ROUTES", None) or {}
-    sent_to = {default} | {route["queue"] for route in routes.values() if "queue" in route}
+    declared, sent_to = celery_queues()
+    default = settings.CELERY_TASK_DEFAULT_QUEUE
+    # The settings split the work by workload, and the resolution above sees it.
+    assert {"ingest", "evaluation", "maintenance", default} <= declared
+    assert sent_to["rag.tasks.ingest_document"] == "ingest"
+    assert sent_to["rag.tasks.evaluate_set"] == "evaluation"
+    assert sent_to["no.route.names.this"] == default
+    for entry in settings.CELERY_BEAT_SCHEDULE.values():
+        assert sent_to[entry["task"]] == "maintenance", (
+            f"periodic {entry['task']} has no route to maintenance (CELERY_TASK_ROUTES)"
+        )
+    undeclared = {task: queue for task, queue in sent_to.items() if queue not in declared}
+    assert not undeclared, f"routed to queues CELERY_TASK_QUEUES lacks: {undeclared}"
 
     k8s_workers = {
         name: worker_queues(container["command"])
@@ -410,23 +444,33 @@ def test_workers_consume_the_queues_tasks_are_sent_to():
         for name, service in tenantry_services().items()
         if "worker" in service.get("command", [])
     }
-    for workers in (k8s_workers, compose_workers):
+    for where, workers in (("k8s", k8s_workers), ("compose", compose_workers)):
         consumed = set().union(*workers.values())
-        assert consumed <= sent_to, (
-            f"workers wait on {consumed - sent_to}, which no task is sent to"
-        )
-        assert sent_to <= consumed, f"tasks sent to {sent_to - consumed} would wait for ever"
+        assert consumed <= declared, f"{where} workers wait on {consumed - declared}, undeclared"
+        waiting = {task: queue for task, queue in sent_to.items() if queue not in consumed}
+        assert not waiting, f"{where}: no worker consumes the queue of {waiting}"
+        assert declared <= consumed, f"{where}: no worker consumes {declared - consumed}"
+        # A worker per workload: ingestion and evaluation never share one (nor does a worker
+        # without -Q, which would consume every queue).
+        for name, queues in workers.items():
+            assert not {"ingest", "evaluation"} <= queues, f"{where} {name} consumes {queues}"
 
+    deployments = k8s_objects("Deployment")
+    scaled_queues = set()
     for scaled in k8s_objects("ScaledObject").values():
         target = scaled["spec"]["scaleTargetRef"]["name"]
         assert target in k8s_workers, f"KEDA scales {target}, which is no worker Deployment"
-        assert "replicas" not in k8s_objects("Deployment")[target]["spec"]
+        assert "replicas" not in deployments[target]["spec"]
         for trigger in scaled["spec"]["triggers"]:
             assert trigger["type"] == "redis"
-            assert trigger["metadata"]["listName"] in k8s_workers[target]
+            queue = trigger["metadata"]["listName"]
+            assert queue in declared, f"KEDA watches {queue}, which no setting declares"
+            assert queue in k8s_workers[target], f"KEDA scales {target} on {queue}, not its own"
+            scaled_queues.add(queue)
             int(trigger["metadata"]["listLength"])
+    assert {"ingest", "evaluation"} <= scaled_queues
 
-    beat = k8s_objects("Deployment")["tenantry-beat"]["spec"]
+    beat = deployments["tenantry-beat"]["spec"]
     assert beat["replicas"] == 1 and beat["strategy"]["type"] == "Recreate"
 
 

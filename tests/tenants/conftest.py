@@ -16,3 +16,21 @@ def second_server(tmp_path_factory):
     server = embedded.start_postgres(pgdata, passwords_from=settings.DATA_DIR)
     yield server
     embedded.stop_postgres(pgdata)
+
+
+@pytest.fixture
+def server_b(pg, second_server):
+    """The second embedded PostgreSQL, registered as the data-plane server `srv-b`; whatever
+    tests leave on it is removed after."""
+    from tenants.models import Tenant, TenantMove
+    from tenants.services.provisioning import tenant_delete
+    from tenants.services.servers import server_add, server_remove
+
+    dsn = second_server.url(embedded.OWNER_ROLE, database="tenantry_data")
+    server = server_add(name="srv-b", dsn=dsn)
+    yield server
+    for tenant in Tenant.objects.filter(server=server):
+        tenant_delete(tenant=tenant)
+    TenantMove.objects.filter(target_server=server).delete()
+    TenantMove.objects.filter(source_server=server).delete()
+    server_remove(name="srv-b")

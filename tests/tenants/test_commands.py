@@ -27,7 +27,7 @@ def test_tenant_lifecycle_through_commands(pg, api):
         "tenant_create", "acme", "--mode", "bridge", "--name", "Acme Inc"
     )
     listing = run("tenant_list")
-    assert listing.splitlines()[0].split() == ["SLUG", "MODE", "STATUS", "NAME", "ID"]
+    assert listing.splitlines()[0].split() == ["SLUG", "MODE", "SERVER", "STATUS", "NAME", "ID"]
     assert "acme" in listing and "bridge" in listing and "Acme Inc" in listing
     assert "suspended" in run("tenant_suspend", "acme")
     assert Tenant.objects.get(slug="acme").status == "suspended"

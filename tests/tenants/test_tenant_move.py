@@ -15,7 +15,7 @@ from tenants.context import tenant_context
 from tenants.models import MoveState, TenantMove
 from tenants.services.moves import MoveRefused, move_run, move_start
 from tenants.services.moves.endpoints import source_of, target_of
-from tenants.services.servers import server_add, server_remove
+from tenants.services.servers import server_remove
 from tests.helpers import bearer
 from tests.tenants.moves import move, rows, seed
 
@@ -26,23 +26,6 @@ PAIRS = [(a, b) for a in MODES for b in MODES if a != b]
 @pytest.fixture
 def fast_moves(settings):
     settings.MOVE_DRAIN_SECONDS = 0
-
-
-@pytest.fixture
-def server_b(pg, second_server):
-    """The second embedded PostgreSQL, registered as the data-plane server `b`."""
-    dsn = second_server.url(embedded.OWNER_ROLE, database="tenantry_data")
-    server = server_add(name="srv-b", dsn=dsn)
-    yield server
-    from tenants.models import Tenant
-
-    for tenant in Tenant.objects.filter(server=server):
-        from tenants.services.provisioning import tenant_delete
-
-        tenant_delete(tenant=tenant)
-    TenantMove.objects.filter(target_server=server).delete()
-    TenantMove.objects.filter(source_server=server).delete()
-    server_remove(name="srv-b")
 
 
 def audit() -> tuple[int, dict]:
@@ -106,6 +89,22 @@ def test_every_direction_on_one_server(make_tenant, fast_moves, source, target):
     record, tenant = move(tenant, target)
 
     check_moved(record, tenant, before, other, others_before)
+    code, report = audit()
+    assert code == 0, report
+
+
+@pytest.mark.parametrize(("source", "target"), [*PAIRS, *[(m, m) for m in MODES]])
+def test_every_direction_to_another_server(make_tenant, fast_moves, server_b, source, target):
+    tenant = make_tenant(source)
+    other = make_tenant(source)
+    seed(tenant)
+    seed(other, tag="other")
+    before, others_before = rows(tenant), rows(other)
+
+    record, tenant = move(tenant, target, "srv-b")
+
+    check_moved(record, tenant, before, other, others_before)
+    assert tenant.server == server_b
 
 
 def test_across_two_servers_and_back(make_tenant, make_key, api, fast_moves, server_b):
@@ -228,3 +227,32 @@ def test_new_tenants_follow_the_placement_rule(make_tenant, settings, server_b):
     settings.TENANT_PLACEMENT = "default"
     assert make_tenant("pool").server is None
     assert make_tenant("silo", server="srv-b").server == server_b
+
+
+def test_every_server_is_migrated_and_audited(make_tenant, fast_moves, server_b):
+    from tenants.services.servers import server_migrate
+
+    make_tenant("pool", server="srv-b")
+    make_tenant("bridge", server="srv-b")
+    assert server_migrate(server=server_b) == []  # server_add migrated it
+    out = io.StringIO()
+    call_command("migrate_tenants", stdout=out)
+    assert "server srv-b (pool): up to date" in out.getvalue()
+    code, report = audit()
+    assert code == 0, report
+    labels = {p["placement"] for p in report["placements"]}
+    assert "pool@srv-b" in labels
+    assert any(label.startswith("bridge:") and label.endswith("@srv-b") for label in labels)
+
+
+def test_deleting_a_tenant_mid_move_leaves_nothing(make_tenant, fast_moves):
+    from tenants.services.provisioning import tenant_delete
+
+    tenant = make_tenant("bridge")
+    seed(tenant)
+    record, tenant = move(tenant, "silo", keep_source=True)
+    assert record.state == MoveState.KEPT
+
+    tenant_delete(tenant=tenant)
+
+    assert placement_gone(source_of(record)) and placement_gone(target_of(record))

@@ -4,12 +4,13 @@ from ...models import Tenant
 
 
 class Command(BaseCommand):
-    help = "List tenants with their isolation mode and status."
+    help = "List tenants with their isolation mode, server and status."
 
     def handle(self, *args, **options):
-        rows = [("SLUG", "MODE", "STATUS", "NAME", "ID")]
+        rows = [("SLUG", "MODE", "SERVER", "STATUS", "NAME", "ID")]
         rows += [
-            (t.slug, t.isolation_mode, t.status, t.name, str(t.id)) for t in Tenant.objects.all()
+            (t.slug, t.isolation_mode, t.server_name, t.status, t.name, str(t.id))
+            for t in Tenant.objects.select_related("server")
         ]
         widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
         for row in rows:

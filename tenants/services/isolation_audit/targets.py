@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from django.db import connections
 
 from ... import pgconnect, placement
-from ...models import IsolationMode, Tenant, TenantStatus
+from ...models import DataServer, IsolationMode, Tenant, TenantStatus
 from ...planes import data_plane
 
 APPLICATION_NAME = "tenantry check_isolation"
@@ -40,10 +40,12 @@ class Target:
     app: dict
     object_schemas: tuple[str, ...] | None
     excluded_schemas: tuple[str, ...] = ()
+    # A registered data-plane server's name; "" for the platform database's server.
+    server: str = ""
 
     @property
     def shares_platform_database(self) -> bool:
-        return self.mode != IsolationMode.SILO
+        return self.mode != IsolationMode.SILO and not self.server
 
 
 def dataplane_tables() -> list[str]:
@@ -66,35 +68,59 @@ def audit_targets(*, tenant: Tenant | None = None) -> tuple[list[Target], list[d
     Tenants are read as the owner role: the app role's connection refuses to open when the role
     is unsafe, and the audit must still run then.
     """
-    everyone = list(Tenant.objects.using("owner").order_by("slug"))
-    bridge_schemas = tuple(t.schema_name for t in everyone if t.isolation_mode == "bridge")
+    everyone = list(Tenant.objects.using("owner").select_related("server").order_by("slug"))
     if tenant is not None:
-        return [_target(tenant, bridge_schemas)], []
+        return [_target(tenant, _bridges(everyone, tenant.server_id))], []
     ready = [t for t in everyone if t.status != TenantStatus.PROVISIONING]
     skipped = [
         {"tenant": t.slug, "reason": "still provisioning: its placement may be half made"}
         for t in everyone
         if t.status == TenantStatus.PROVISIONING
     ]
-    pool_subject = next((t for t in ready if t.isolation_mode == IsolationMode.POOL), None)
-    targets = [_pool_target(pool_subject, bridge_schemas)]
-    targets += [_target(t, bridge_schemas) for t in ready if t.isolation_mode != "pool"]
+    # Every server's pool tables: the platform database's, and each registered server's.
+    targets = []
+    for server in [None, *DataServer.objects.using("owner").order_by("name")]:
+        server_id = server.pk if server else None
+        pool = [t for t in ready if t.isolation_mode == "pool" and t.server_id == server_id]
+        subject = pool[0] if pool else None
+        targets.append(_pool_target(subject, _bridges(everyone, server_id), server))
+    targets += [
+        _target(t, _bridges(everyone, t.server_id)) for t in ready if t.isolation_mode != "pool"
+    ]
     return targets, skipped
+
+
+def _bridges(everyone: list[Tenant], server_id) -> tuple[str, ...]:
+    return tuple(
+        t.schema_name for t in everyone if t.isolation_mode == "bridge" and t.server_id == server_id
+    )
+
+
+def _shared(server) -> tuple[dict, dict]:
+    """Owner and app settings of a server's shared data-plane database (None: the platform's)."""
+    if server is None:
+        return connections.settings["owner"], connections.settings["default"]
+    return (
+        placement.server_settings(server, as_owner=True),
+        placement.server_settings(server, as_owner=False),
+    )
 
 
 def _target(tenant: Tenant, bridge_schemas: tuple[str, ...]) -> Target:
     if tenant.isolation_mode == IsolationMode.POOL:
-        return _pool_target(tenant, bridge_schemas)
+        return _pool_target(tenant, bridge_schemas, tenant.server)
     if tenant.isolation_mode == IsolationMode.BRIDGE:
+        owner, app = _shared(tenant.server)
         return Target(
-            label=f"bridge:{tenant.slug}",
+            label=f"bridge:{tenant.slug}" + (f"@{tenant.server.name}" if tenant.server else ""),
             mode=IsolationMode.BRIDGE,
             subject=tenant,
-            database=connections.settings["owner"]["NAME"],
+            database=owner["NAME"],
             schema=tenant.schema_name,
-            owner=connect_params(connections.settings["owner"], read_only=True),
-            app=connect_params(connections.settings["default"]),
+            owner=connect_params(owner, read_only=True),
+            app=connect_params(app),
             object_schemas=(tenant.schema_name,),
+            server=tenant.server.name if tenant.server else "",
         )
     owner = connections.settings[placement.owner_alias_for(tenant)]
     app = connections.settings[placement.alias_for(tenant)]
@@ -112,18 +138,20 @@ def _target(tenant: Tenant, bridge_schemas: tuple[str, ...]) -> Target:
     )
 
 
-def _pool_target(subject: Tenant | None, bridge_schemas: tuple[str, ...]) -> Target:
+def _pool_target(subject: Tenant | None, bridge_schemas: tuple[str, ...], server=None) -> Target:
+    owner, app = _shared(server)
     return Target(
-        label="pool",
+        label="pool" + (f"@{server.name}" if server else ""),
         mode=IsolationMode.POOL,
         subject=subject,
-        database=connections.settings["owner"]["NAME"],
+        database=owner["NAME"],
         schema="public",
-        owner=connect_params(connections.settings["owner"], read_only=True),
-        app=connect_params(connections.settings["default"]),
+        owner=connect_params(owner, read_only=True),
+        app=connect_params(app),
         # The platform database's shared schemas; each bridge schema is its own placement.
         object_schemas=None,
         excluded_schemas=bridge_schemas,
+        server=server.name if server else "",
     )
 
 

@@ -25,6 +25,9 @@ USAGE on the schema and no EXECUTE on them (check_isolation stays clean during a
 
 from __future__ import annotations
 
+import random
+import time
+
 import psycopg
 from django.conf import settings
 from psycopg import sql
@@ -34,6 +37,7 @@ from .tables import Table, move_tables
 
 SCHEMA = "tenantry_moves"  # spelled out in the statements below
 MOVING_SQLSTATE = "55T01"
+DDL_ATTEMPTS = 100
 
 SETUP_SQL = f"""
 CREATE SCHEMA IF NOT EXISTS {SCHEMA};
@@ -98,10 +102,32 @@ def _trigger(move: TenantMove, suffix: str) -> sql.Identifier:
     return sql.Identifier(f"tenantry_move_{move.id.hex[:12]}_{suffix}")
 
 
+def _ddl(conn: psycopg.Connection, work) -> None:
+    """A transaction for trigger DDL on tables the app is writing to, that yields to them.
+
+    CREATE and DROP TRIGGER lock each table in turn while writers lock the same tables in
+    their own order, so the two can deadlock, and PostgreSQL would then abort one of them,
+    perhaps a client's upload. With a lock timeout shorter than deadlock_timeout (1 s) the DDL
+    gives up first, releases what it holds, and tries again a moment later: a write never
+    pays for a move.
+    """
+    for attempt in range(DDL_ATTEMPTS):
+        try:
+            with conn.transaction():
+                conn.execute("SET LOCAL lock_timeout = '200ms'")
+                work()
+            return
+        except psycopg.errors.LockNotAvailable:
+            if attempt == DDL_ATTEMPTS - 1:
+                raise
+            time.sleep(0.05 + random.random() * 0.2)  # noqa: S311 - jitter, not a secret
+
+
 def capture_install(conn: psycopg.Connection, move: TenantMove, schema: str) -> None:
     """Start capturing the tenant's writes in the source (idempotent: a resumed move
     re-installs over what a killed run left)."""
-    with conn.transaction():
+
+    def install() -> None:
         conn.execute(SETUP_SQL)
         for table in move_tables():
             function = _function(move, table)
@@ -138,11 +164,14 @@ def capture_install(conn: psycopg.Connection, move: TenantMove, schema: str) -> 
                     ).format(trigger, target, tenant, function, args)
                 )
 
+    _ddl(conn, install)
+
 
 def capture_remove(conn: psycopg.Connection, move: TenantMove) -> None:
     """Stop capturing and forget the move's changes and fence (its triggers go with the
     functions). Harmless to repeat, and when nothing was installed."""
-    with conn.transaction():
+
+    def remove() -> None:
         exists = conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", [SCHEMA]).fetchone()
         if not exists:
             return
@@ -152,6 +181,8 @@ def capture_remove(conn: psycopg.Connection, move: TenantMove) -> None:
             )
         conn.execute("DELETE FROM tenantry_moves.change WHERE move_id = %s", [move.id])
         conn.execute("DELETE FROM tenantry_moves.fence WHERE move_id = %s", [move.id])
+
+    _ddl(conn, remove)
 
 
 def changes_pending(conn: psycopg.Connection, move: TenantMove) -> int:

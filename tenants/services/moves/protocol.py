@@ -76,7 +76,7 @@ def move_run(move: TenantMove, *, progress: Progress | None = None) -> TenantMov
                 _rollback(move, MoveState.CANCELLED, "cancelled")
                 break
             report(move)
-            _pause_point(move)
+            _pause_point(move, move.phase)
             step = _PHASES[move.phase]
             step(move, report)
         report(move)
@@ -93,6 +93,19 @@ def move_rollback(move: TenantMove, *, state: str = MoveState.CANCELLED, why: st
         _rollback(move, state, why or "cancelled")
     finally:
         TenantMove.objects.filter(pk=move.pk).update(runner="")
+
+
+def move_abandon(move: TenantMove) -> None:
+    """For deleting the tenant: remove whichever end of an unfinished move the tenant does not
+    live in (the target before the switch, the source after it) and the capture, so nothing is
+    left behind. The tenant's current placement is left to the delete."""
+    source, target = endpoints.source_of(move), endpoints.target_of(move)
+    with endpoints.connect(source) as src:
+        capture.capture_remove(src, move)
+    _drop(target if move.phase not in (MovePhase.CLEANUP, MovePhase.DONE) else source)
+    TenantMove.objects.filter(pk=move.pk).update(
+        state=MoveState.CANCELLED, error="the tenant was deleted", finished_at=timezone.now()
+    )
 
 
 def move_finish(move: TenantMove, *, progress: Progress | None = None) -> TenantMove:
@@ -130,7 +143,8 @@ def _copy(move: TenantMove, report: Progress) -> None:
         report(move)
 
     with endpoints.connect(source) as src, endpoints.connect(target) as dst:
-        copying.bulk_copy(src, dst, on_table=on_table)
+        own = not endpoints.shares_tables(target)
+        copying.bulk_copy(src, dst, on_table=on_table, own=own)
         copied_s = time.monotonic() - started
         if move.progress.get("indexes"):
             _save(move, building_indexes=True)
@@ -181,20 +195,40 @@ def _fence(move: TenantMove, report: Progress) -> None:
                 applied, fenced = _apply_batch(src, dst, move)
                 if not fenced and applied < CATCH_UP_BATCH:
                     break
+            applied_at = time.monotonic()
             differ, figures = copying.verify(src, dst, fenced=True)
+            _save(
+                move,
+                fence_apply_ms=int((applied_at - started) * 1000),
+                fence_verify_ms=int((time.monotonic() - applied_at) * 1000),
+            )
             if differ:
                 raise MoveFailed(f"verification failed for {', '.join(differ)}")
             capture.fence_close(src, move)
+            _pause_point(move, "switch")
             _switch(move, figures)
         except MoveFailed as exc:
             capture.fence_release(lock, move)
             _rollback(move, MoveState.FAILED, str(exc))
             return
-        finally:
-            held_ms = int((time.monotonic() - started) * 1000)
+        except BaseException:
+            _unmark_unless_switched(move, src)
+            raise
+        held_ms = int((time.monotonic() - started) * 1000)
         capture.fence_release(lock, move)
         TenantMove.objects.filter(pk=move.pk).update(fence_ms=held_ms)
         move.fence_ms = held_ms
+
+
+def _unmark_unless_switched(move: TenantMove, src) -> None:
+    """After an error inside the fence: if the switch did not commit, let the source take
+    writes again at once instead of refusing them until the move is run again."""
+    try:
+        version = Tenant.objects.values_list("placement_version", flat=True).get(pk=move.tenant_id)
+        if version == move.source_version:
+            capture.fence_open(src, move)
+    except Exception:
+        logger.exception("move %s: could not lift the moved mark; run the move again", move.pk)
 
 
 def _switch(move: TenantMove, figures: dict) -> None:
@@ -323,10 +357,11 @@ def _claim(move: TenantMove, me: str) -> None:
     move.refresh_from_db()
 
 
-def _pause_point(move: TenantMove) -> None:
-    """Tests only (MOVE_PAUSE_AT=<phase>): stop here, phase recorded, until killed."""
-    if getattr(settings, "MOVE_PAUSE_AT", "") == move.phase:
-        TenantMove.objects.filter(pk=move.pk).update(error=f"paused at {move.phase}")
+def _pause_point(move: TenantMove, point: str) -> None:
+    """Tests only (MOVE_PAUSE_AT=<phase>, or `switch`: in the fence, writes held and the source
+    marked moved, just before the switch): stop there, recorded, until killed."""
+    if point == settings.MOVE_PAUSE_AT:
+        TenantMove.objects.filter(pk=move.pk).update(error=f"paused at {point}")
         while True:
             time.sleep(0.1)
 
