@@ -19,8 +19,10 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 RETRY_AFTER_SECONDS = 5
-# The SQLSTATE a moving tenant's fenced write fails with (tenants/services/moves/capture.py).
-TENANT_MOVING_SQLSTATE = "55T01"
+# The SQLSTATEs a moving tenant's write fails with (tenants/services/moves/capture.py), and how
+# soon to retry: held past the fence's wait (it lasts a second or two), or sent to the source
+# after the switch (the new placement takes it now).
+TENANT_MOVING_RETRY = {"55T01": 1, "55T02": 0}
 
 
 @dataclass(frozen=True)
@@ -38,10 +40,10 @@ def classify(exc: BaseException) -> Unavailable | None:
     """The outage `exc` stands for, or None when it is something else (a real bug)."""
     if isinstance(exc, OperationalError | psycopg.OperationalError):
         cause = exc.__cause__ if isinstance(exc, OperationalError) else exc
-        if getattr(cause, "sqlstate", None) == TENANT_MOVING_SQLSTATE:
-            # A move's fence lasts well under a second or two; the retry finds the new home.
+        retry = TENANT_MOVING_RETRY.get(getattr(cause, "sqlstate", None))
+        if retry is not None:
             return Unavailable(
-                "tenant_moving", "The tenant is moving to a new placement; retry shortly.", 1
+                "tenant_moving", "The tenant is moving to a new placement; retry.", retry
             )
         if isinstance(cause, psycopg.errors.QueryCanceled):
             return Unavailable(

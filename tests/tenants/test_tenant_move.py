@@ -176,7 +176,8 @@ def test_keep_source_until_finish(make_tenant, fast_moves):
 
 def test_the_old_placement_refuses_writes_after_the_switch(make_tenant, fast_moves):
     """A process still holding the tenant as it was before the switch cannot write there: the
-    write fails with `tenant_moving` (503 with Retry-After through the API), never lands."""
+    write fails with `tenant_moving` (503 with Retry-After: 0 through the API: retry now, in
+    the new placement), never lands."""
     from django.db import OperationalError
 
     from tenants.api.unavailable import classify
@@ -189,7 +190,8 @@ def test_the_old_placement_refuses_writes_after_the_switch(make_tenant, fast_mov
     with pytest.raises(OperationalError) as caught, tenant_context(stale):
         Document.objects.filter(title="doc 0").update(title="lost")
     outage = classify(caught.value)
-    assert outage.code == "tenant_moving" and outage.headers == {"Retry-After": "1"}
+    # Moved: the new placement takes the retry now.
+    assert outage.code == "tenant_moving" and outage.headers == {"Retry-After": "0"}
     with tenant_context(tenant):
         assert Document.objects.filter(title="lost").count() == 0
 
@@ -256,3 +258,28 @@ def test_deleting_a_tenant_mid_move_leaves_nothing(make_tenant, fast_moves):
     tenant_delete(tenant=tenant)
 
     assert placement_gone(source_of(record)) and placement_gone(target_of(record))
+
+
+def test_a_difference_found_by_the_verification_rolls_the_move_back(make_tenant, fast_moves):
+    """A target row changed behind the move's back (here by hand, once the copy is done) is
+    caught by the comparison before the fence: the move fails and rolls back, and the tenant
+    stays where it was, untouched."""
+    from tenants.services.moves import endpoints
+
+    tenant = make_tenant("pool")
+    seed(tenant)
+    before = rows(tenant)
+    record = move_start(tenant=tenant, to="bridge")
+
+    def tamper(current):
+        if current.phase == "catch_up" and not getattr(tamper, "done", False):
+            tamper.done = True
+            with endpoints.connect(target_of(current)) as conn:
+                conn.execute("UPDATE rag_chunk SET text = 'tampered' WHERE ordinal = 0")
+
+    record = move_run(record, progress=tamper)
+
+    tenant.refresh_from_db()
+    assert record.state == MoveState.FAILED and "rag_chunk" in record.error
+    assert tenant.isolation_mode == "pool" and rows(tenant) == before
+    assert placement_gone(target_of(record))

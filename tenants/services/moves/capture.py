@@ -14,9 +14,10 @@ The fence lives in the same triggers. A write to a table the data plane fences (
 but what searches and answers write) takes the move's advisory lock in shared mode for its
 transaction; fencing is taking it exclusively, which waits for the writes in flight and
 holds back new ones. A held-back write waits up to MOVE_FENCE_WAIT_SECONDS, then fails with
-SQLSTATE 55T01 (`tenant_moving`: the API answers 503 with Retry-After). Once the move has
-switched, a row in `tenantry_moves.fence` makes every such write fail at once: a process that
-still holds the old placement can no longer write there, only retry and find the new one.
+SQLSTATE 55T01 (`tenant_moving`: the API answers 503 with Retry-After: 1). Once the move has
+switched, a row in `tenantry_moves.fence` makes every such write fail at once with 55T02: a
+process that still holds the old placement can no longer write there, only retry, at once
+(Retry-After: 0), and find the new one.
 
 Everything lives in the schema `tenantry_moves` of the source database, owned by the owner
 role; the functions are SECURITY DEFINER with a fixed search_path, and the app role gets no
@@ -36,7 +37,8 @@ from ...models import TenantMove
 from .tables import Table, move_tables
 
 SCHEMA = "tenantry_moves"  # spelled out in the statements below
-MOVING_SQLSTATE = "55T01"
+MOVING_SQLSTATE = "55T01"  # fenced too long: retry shortly
+MOVED_SQLSTATE = "55T02"  # the tenant is live elsewhere now: retry at once
 DDL_ATTEMPTS = 100
 
 SETUP_SQL = f"""
@@ -72,7 +74,7 @@ BEGIN
         END IF;
         IF EXISTS (SELECT 1 FROM fence f WHERE f.move_id = TG_ARGV[0]::uuid) THEN
             RAISE EXCEPTION 'tenant_moving: the tenant has moved; retry'
-                USING ERRCODE = '{sqlstate}';
+                USING ERRCODE = '{moved}';
         END IF;
     END IF;
     IF TG_OP <> 'INSERT' THEN
@@ -137,6 +139,7 @@ def capture_install(conn: psycopg.Connection, move: TenantMove, schema: str) -> 
                         function="{function}",
                         schema=SCHEMA,
                         sqlstate=MOVING_SQLSTATE,
+                        moved=MOVED_SQLSTATE,
                         pk=f'"{table.pk}"',
                     )
                 ).format(function=function)
@@ -190,6 +193,11 @@ def changes_pending(conn: psycopg.Connection, move: TenantMove) -> int:
         "SELECT count(*) FROM tenantry_moves.change WHERE move_id = %s", [move.id]
     ).fetchone()
     return int(row[0])
+
+
+def pending_query(move: TenantMove) -> tuple[sql.Composable, list]:
+    """The (table, pk) of every change recorded and not applied yet: statement and params."""
+    return sql.SQL("SELECT tbl, pk FROM tenantry_moves.change WHERE move_id = %s"), [move.id]
 
 
 def changes_take(conn: psycopg.Connection, move: TenantMove, limit: int):

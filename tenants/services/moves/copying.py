@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from decimal import Decimal
 
 from psycopg import sql
 
@@ -221,14 +222,72 @@ def checksums(conn, tables=None) -> dict[str, tuple[int, str]]:
     return result
 
 
-def verify(source, target, *, fenced: bool) -> tuple[list[str], dict]:
-    """Compare both ends' per-table counts and checksums, computed at the same time on the two
-    connections (two servers, or two cores). Returns the tables that differ (none: identical)
-    and the source's figures. `fenced`: only the tables whose writes the fence holds (what
-    searches write keeps changing meanwhile and is applied after the switch)."""
-    tables = [t for t in move_tables() if not (fenced and t.written_by_reads)]
-    with ThreadPoolExecutor(2) as pool:
-        a = pool.submit(checksums, source, tables)
-        b = pool.submit(checksums, target, tables)
-        left, right = a.result(), b.result()
-    return [name for name in left if left[name] != right.get(name)], left
+def checksums_of(conn, keys: dict[str, list[str]]) -> dict[str, tuple[int, Decimal]]:
+    """checksums() over only the rows with these primary keys, per table."""
+    result = {}
+    for table in move_tables():
+        if table.name not in keys:
+            continue
+        row = conn.execute(
+            sql.SQL(
+                "SELECT count(*), coalesce(sum(hashtextextended({}, 0)::numeric), 0) FROM {} "
+                "WHERE {} = ANY(%s::{}[])"
+            ).format(
+                sql.SQL(table.hashed_row),
+                sql.Identifier(table.name),
+                sql.Identifier(table.pk),
+                sql.SQL(table.pk_type),
+            ),
+            [keys[table.name]],
+        ).fetchone()
+        result[table.name] = (int(row[0]), Decimal(row[1]))
+    return result
+
+
+def preverify(source, target, pending_sql: sql.Composable, params) -> tuple[list[str], dict]:
+    """Compare both ends in full, outside the fence, leaving aside the rows still to apply.
+
+    The source is read in one snapshot with the changes recorded but not applied yet (P): only
+    those rows may differ from the target, which nobody but the move writes. So each table's
+    count and checksum minus those of P's rows must be equal on both ends. Once that holds,
+    the fence need only compare P and the rows it applies itself, row by row, instead of
+    hashing every row of the tenant while its writes wait. Returns the tables that differ
+    and P per table.
+    """
+    tables = [t for t in move_tables() if not t.written_by_reads and not t.derived]
+    names = {t.name for t in tables}
+    with ThreadPoolExecutor(1) as pool:
+        right = pool.submit(checksums, target, tables)
+        with source.transaction():
+            source.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            pending: dict[str, list[str]] = defaultdict(list)
+            for name, pk in source.execute(pending_sql, params).fetchall():
+                if name in names:
+                    pending[name].append(pk)
+            left = checksums(source, tables)
+            left_p = checksums_of(source, pending)
+        right = right.result()
+    right_p = checksums_of(target, pending)
+    differ = []
+    for name in names:
+        a_rows, a_sum = left[name][0], Decimal(left[name][1])
+        b_rows, b_sum = right[name][0], Decimal(right[name][1])
+        if name in pending:
+            a_rows, a_sum = a_rows - left_p[name][0], a_sum - left_p[name][1]
+            b_rows, b_sum = b_rows - right_p[name][0], b_sum - right_p[name][1]
+        if (a_rows, a_sum) != (b_rows, b_sum):
+            differ.append(name)
+    return sorted(differ), dict(pending)
+
+
+def verify_keys(source, target, keys: dict[str, list[str]]) -> list[str]:
+    """In the fence: the rows with these keys (and the derived tables, whole) are the same on
+    both ends. Returns the tables that differ."""
+    derived = [t for t in move_tables() if t.derived]
+    differ = [
+        name
+        for name, figures in checksums_of(source, keys).items()
+        if figures != checksums_of(target, {name: keys[name]})[name]
+    ]
+    left, right = checksums(source, derived), checksums(target, derived)
+    return sorted(differ + [n for n in left if left[n] != right[n]])

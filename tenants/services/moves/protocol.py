@@ -172,12 +172,28 @@ def _catch_up(move: TenantMove, report: Progress) -> None:
             move.refresh_from_db(fields=["cancel_requested"])
             if move.cancel_requested:
                 return
+        started = time.monotonic()
+        statement, params = capture.pending_query(move)
+        differ, pending = copying.preverify(src, dst, statement, params)
+        _save(move, preverify_ms=int((time.monotonic() - started) * 1000))
+    if differ:
+        _rollback(move, MoveState.FAILED, f"verification failed for {', '.join(differ)}")
+        return
+    # Kept on this object only: a run that did not make this comparison itself (a resumed
+    # one) goes through the catch-up again before it fences.
+    move._preverified = pending
     _advance(move, MovePhase.FENCE)
 
 
 def _fence(move: TenantMove, report: Progress) -> None:
     """Hold writes, apply what is left, verify, switch, and let writes go to the target."""
     source, target = endpoints.source_of(move), endpoints.target_of(move)
+    keys = getattr(move, "_preverified", None)
+    if keys is None:
+        _advance(move, MovePhase.CATCH_UP)  # resumed: compare in full again first
+        return
+    del move._preverified
+    keys = {name: list(pks) for name, pks in keys.items()}
     with (
         endpoints.connect(source) as lock,
         endpoints.connect(source) as src,
@@ -192,11 +208,12 @@ def _fence(move: TenantMove, report: Progress) -> None:
             # Fenced writes cannot arrive now; what searches write still may, and waits for
             # the late apply after the switch.
             while True:
-                applied, fenced = _apply_batch(src, dst, move)
+                applied, fenced = _apply_batch(src, dst, move, keys=keys)
                 if not fenced and applied < CATCH_UP_BATCH:
                     break
             applied_at = time.monotonic()
-            differ, figures = copying.verify(src, dst, fenced=True)
+            differ = copying.verify_keys(src, dst, keys)
+            figures = {name: len(pks) for name, pks in keys.items()}
             _save(
                 move,
                 fence_apply_ms=int((applied_at - started) * 1000),
@@ -280,12 +297,18 @@ _PHASES = {
 # --- helpers ---------------------------------------------------------------------------------
 
 
-def _apply_batch(src, dst, move: TenantMove, *, late=False) -> tuple[int, int]:
-    """Apply one batch of captured changes; returns (changes, of which to fenced tables)."""
+def _apply_batch(src, dst, move: TenantMove, *, late=False, keys=None) -> tuple[int, int]:
+    """Apply one batch of captured changes; returns (changes, of which to fenced tables).
+    `keys` collects the fenced tables' applied keys (the fence compares those rows)."""
     changes = capture.changes_take(src, move, CATCH_UP_BATCH)
     if not changes:
         return 0, 0
     by_reads = {t.name for t in move_tables() if t.written_by_reads}
+    derived = {t.name for t in move_tables() if t.derived}
+    if keys is not None:
+        for _, name, pk in changes:
+            if name not in by_reads and name not in derived:
+                keys.setdefault(name, []).append(pk)
     fenced = sum(1 for _, name, _ in changes if name not in by_reads)
     if late:
         _, ignored = copying.apply_late(src, dst, changes)
