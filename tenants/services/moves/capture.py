@@ -14,7 +14,7 @@ The fence lives in the same triggers. A write to a table the data plane fences (
 but what searches and answers write) takes the move's advisory lock in shared mode for its
 transaction; fencing is taking it exclusively, which waits for the writes in flight and
 holds back new ones. A held-back write waits up to MOVE_FENCE_WAIT_SECONDS, then fails with
-SQLSTATE 55T01 (`tenant_moving`: the API answers 503 with Retry-After: 1). Once the move has
+SQLSTATE 55T01 (`tenant_moving`: the API answers 503, Retry-After: 1). Once the move has
 switched, a row in `tenantry_moves.fence` makes every such write fail at once with 55T02: a
 process that still holds the old placement can no longer write there, only retry, at once
 (Retry-After: 0), and find the new one.

@@ -1,14 +1,16 @@
-"""A live move, phase by phase: prepare -> copy -> catch up -> fence (apply the last
-changes, verify, switch) -> clean up.
+"""A live move, phase by phase: prepare -> copy -> catch up (then compare both ends in
+full, leaving aside the rows still to apply) -> fence (apply the last changes, compare the
+rows they touched, switch) -> clean up.
 
 Each phase is recorded on the TenantMove row before it starts and can be run again: a run
 killed anywhere (kill -9 included) is picked up by the next `tenant_move` (or the console):
 
 - prepare, copy: repeated from the start (the target's rows are deleted first; the changes
   captured meanwhile are kept and replayed, which is harmless).
-- catch up: continues.
+- catch up: continues, and compares in full again.
 - fence: a killed run's advisory lock died with its connection, so writes flow again; a
-  "moved" mark it may have left in the source is removed and the catch-up goes on.
+  "moved" mark it may have left in the source is removed and the catch-up goes on (the
+  full comparison is redone: the rows the killed fence applied were known only to it).
 - the switch is one transaction of the control plane: done or not.
 - clean up: repeated until done (every step is IF EXISTS).
 
