@@ -74,7 +74,7 @@ def test_import_and_evaluate_prints_the_table_then_the_change(tenant_with_corpus
             "2", "1.000", "(+0.500)", "1.000", "(+0.500)", "1.000", "(+0.500)"
         ]  # fmt: skip
         assert table[(mode, "analyst")][1:3] == ["1.000", "(±0.000)"]
-    first, second = sorted(evalrun_list(tenant=tenant), key=lambda r: r.pk)
+    first, second = sorted(evalrun_list(tenant=tenant), key=lambda r: (r.created_at, r.pk))
     assert f"Changes are against run {first.pk} (its k was 10)." in again
     assert "recall@5" in again and second.k == 5
 

@@ -184,6 +184,14 @@ def capture_remove(conn: psycopg.Connection, move: TenantMove) -> None:
             )
         conn.execute("DELETE FROM tenantry_moves.change WHERE move_id = %s", [move.id])
         conn.execute("DELETE FROM tenantry_moves.fence WHERE move_id = %s", [move.id])
+        # The last move out of this database takes the schema with it.
+        others = conn.execute(
+            "SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace "
+            "WHERE n.nspname = %s",
+            [SCHEMA],
+        ).fetchone()[0]
+        if not others:
+            conn.execute("DROP SCHEMA tenantry_moves CASCADE")
 
     _ddl(conn, remove)
 

@@ -66,14 +66,13 @@ def _copy_direct(source, target, table: Table) -> int:
     ):
         for block in reader:
             writer.write(block)
-    rows = dst.rowcount
     # Unforced, the owner sees every row: none may be another tenant's (defence in depth).
-    strangers = target.execute(
+    rows, strangers = target.execute(
         sql.SQL(
-            "SELECT count(*) FROM {} WHERE tenant_id IS DISTINCT FROM "
-            "current_setting('app.tenant_id')::uuid"
+            "SELECT count(*), count(*) FILTER (WHERE tenant_id IS DISTINCT FROM "
+            "current_setting('app.tenant_id')::uuid) FROM {}"
         ).format(name)
-    ).fetchone()[0]
+    ).fetchone()
     if strangers:
         raise RuntimeError(f"{table.name}: {strangers} rows of another tenant in the copy")
     # The deferred foreign-key checks run now: ALTER TABLE refuses a table with pending ones.
