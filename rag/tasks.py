@@ -18,16 +18,22 @@ from .services.ingest import document_ingest
 from .services.querylog import retention_enforce_everywhere
 from .services.recovery import documents_requeue_stuck_everywhere
 
+# A database outage, or the tenant moving under the task (its old placement refuses writes
+# from the switch on): the retry reloads the tenant and lands in its placement of the moment.
+RETRY_ON_DATABASE_ERRORS = {
+    "autoretry_for": (OperationalError, InterfaceError),
+    "retry_backoff": True,
+    "retry_backoff_max": 300,
+    "max_retries": 5,
+}
+
 
 @shared_task(
     acks_late=True,
     reject_on_worker_lost=True,
     soft_time_limit=1800,
     time_limit=1900,
-    autoretry_for=(OperationalError, InterfaceError),
-    retry_backoff=True,
-    retry_backoff_max=300,
-    max_retries=5,
+    **RETRY_ON_DATABASE_ERRORS,
 )
 def ingest_document(tenant_id: str, document_id: str) -> str:
     """Ingest one document of one tenant.
@@ -53,12 +59,7 @@ def requeue_stuck_documents() -> dict:
     reject_on_worker_lost=True,
     soft_time_limit=3600,
     time_limit=3700,
-    # A database outage, or the tenant moving under the run (its old placement refuses the
-    # run's writes from the switch on): the retry reloads the tenant and starts the run again.
-    autoretry_for=(OperationalError, InterfaceError),
-    retry_backoff=True,
-    retry_backoff_max=300,
-    max_retries=5,
+    **RETRY_ON_DATABASE_ERRORS,
 )
 def evaluate_set(tenant_id: str, run_id: int) -> str:
     """Compute one queued evaluation run (started from the console); returns its status.

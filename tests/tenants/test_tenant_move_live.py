@@ -75,6 +75,7 @@ def test_writer_and_reader_through_a_move(make_tenant, make_key, web_server, wor
 
     acknowledged: dict[str, str] = {}  # external id -> text the API accepted last
     deleted: set[str] = set()
+    done: list[int] = []  # acknowledged operations
     failed_reads: list = []
     stop = threading.Event()
 
@@ -89,6 +90,7 @@ def test_writer_and_reader_through_a_move(make_tenant, make_key, web_server, wor
                 response = client.write("DELETE", f"/api/v1/documents/{doc_id}")
                 assert response.status_code in (204, 404), response.text
                 deleted.add(doc_id)
+                done.append(n)
                 continue
             text = f"note {n} for {external}: the writer keeps writing while the tenant moves"
             response = client.write(
@@ -96,6 +98,7 @@ def test_writer_and_reader_through_a_move(make_tenant, make_key, web_server, wor
             )
             assert response.status_code in (200, 201, 202), response.text
             acknowledged[external] = (text, response.json()["id"])
+            done.append(n)
             deleted.discard(response.json()["id"])
 
     def reader():
@@ -118,9 +121,15 @@ def test_writer_and_reader_through_a_move(make_tenant, make_key, web_server, wor
     for thread in threads:
         thread.start()
     try:
-        time.sleep(1)
+        # Writes and reads flowing before the move starts, and in the new placement after it.
+        wait_until(lambda: len(done) >= 3, timeout=60, message="no write went through")
         move = move_run(move_start(tenant=tenant, to="silo", server="srv-b"))
-        time.sleep(1)
+        after = len(done)
+        wait_until(
+            lambda: len(done) > after + 2,
+            timeout=60,
+            message="no write after the move",
+        )
     finally:
         stop.set()
         for thread in threads:
