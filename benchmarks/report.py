@@ -220,6 +220,10 @@ def markdown(results: dict, plots: list[Path] | None = None) -> str:
         from .tenant_move import markdown as tenant_move_markdown
 
         lines += tenant_move_markdown(results["tenant_move"])
+    if "warm_start" in results:
+        from .warm_start import markdown as warm_start_markdown
+
+        lines += warm_start_markdown(results["warm_start"])
     for plot in plots or []:
         lines += [f"![{plot.stem}]({plot.name})", ""]
     return "\n".join(lines)

@@ -3,8 +3,8 @@ throwaway embedded PostgreSQL and Redis (config.test_settings), on this machine.
 
     python benchmarks/run.py [--size small|default|large] [--out DIR] [section ...]
 
-Sections: ingestion, search, answer, noisy, overhead, load, quality, answers_eval, tenant_move
-(all by default).
+Sections: ingestion, search, answer, noisy, overhead, load, quality, answers_eval, tenant_move,
+warm_start (all by default).
 `--size small` is what the smoke test in `make test` runs; `large` adds the 1M-chunk search.
 The report goes to var/bench/ (report.md, results.json, *.png).
 """
@@ -30,6 +30,7 @@ SECTIONS = (
     "quality",
     "answers_eval",
     "tenant_move",
+    "warm_start",
 )
 
 _DEFAULT = {
@@ -55,6 +56,7 @@ _DEFAULT = {
     "quality": {"pages": 0, "questions": 0},  # every page and every question
     "answers_eval": {"answerable": 0, "unanswerable": 0, "all_models": True},  # the whole set
     "tenant_move": {"sizes": [10_000, 100_000]},
+    "warm_start": {"chunks": 2000, "restarts": 3, "searches": 30},
 }
 SIZES = {
     "small": {
@@ -85,6 +87,7 @@ SIZES = {
             "max_tokens": 16,
         },
         "tenant_move": {"sizes": [2000]},
+        "warm_start": {"chunks": 300, "restarts": 1, "searches": 5},
     },
     "default": _DEFAULT,
     "large": {**_DEFAULT, "search": {**_DEFAULT["search"], "sizes": [10_000, 100_000, 1_000_000]}},
@@ -151,6 +154,10 @@ def _section(name: str, params: dict, peer: bool) -> dict:
         from .tenant_move import bench_tenant_move
 
         return bench_tenant_move(**params)
+    if name == "warm_start":
+        from .warm_start import bench_warm_start
+
+        return bench_warm_start(**params)
     raise ValueError(f"unknown section {name!r}; sections are: {', '.join(SECTIONS)}")
 
 

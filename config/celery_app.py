@@ -24,23 +24,32 @@ def _refuse_unsafe_role(**kwargs) -> None:
     assert_app_role_cannot_bypass_rls()
 
 
+_pool_processes = 0  # set in the worker's main process, inherited by its pool's children
+
+
+@worker_init.connect
+def _count_pool_processes(sender=None, **kwargs) -> None:
+    global _pool_processes
+    _pool_processes = int(getattr(sender, "concurrency", 0) or 0)
+
+
 @worker_process_init.connect
 def _warm_models(**kwargs) -> None:
     """Size torch to this process's share of the cores (settings.WORKER_EMBEDDING_THREADS says
-    why), and load the embedding model once per worker process, before the first task waits."""
+    why), and load the embedding model once per worker process, before the first task waits.
+    Each process then leaves its warm marker (rag/warmup.py), which `make run` waits for."""
     import logging
 
     import torch
     from django.conf import settings
 
-    from rag import compute_thread
+    from rag import compute_thread, warmup
 
     # OpenMP keeps the thread count per thread: set it on the one that computes.
     compute_thread.run(torch.set_num_threads, settings.WORKER_EMBEDDING_THREADS)
+    expected = _pool_processes or settings.CELERY_WORKER_CONCURRENCY
+    warmup.warm("worker", expected=expected, generator=False)
     if settings.EMBEDDING_PRELOAD:
-        from rag.embedding import get_model
-
-        get_model()
         logging.getLogger(__name__).info(
             "embedding model loaded; torch uses %d threads",
             compute_thread.run(torch.get_num_threads),

@@ -439,6 +439,9 @@ METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
 METRICS_TENANT_LABELS = int(os.environ.get("METRICS_TENANT_LABELS", "50"))
 # /readyz re-checks the model files at most this often (the database and Redis every time).
 READINESS_CACHE_SECONDS = float(os.environ.get("READINESS_CACHE_SECONDS", "30"))
+# Each web and worker process leaves a marker here once its models are loaded (rag/warmup.py);
+# `make run` waits for all of them before it says the platform is running.
+WARM_DIR = Path(os.environ.get("WARM_DIR") or DATA_DIR / "warm").resolve()
 # Traces: exported with the OpenTelemetry SDK only when OTEL_EXPORTER_OTLP_ENDPOINT is set
 # (read from the environment by observability.tracing, with the other OTEL_* variables).
 

@@ -23,27 +23,13 @@ keepalive = int(os.environ.get("WEB_KEEPALIVE", "15"))
 def post_worker_init(worker):
     """Warm the models in each worker so the first question does not pay for loading them.
 
-    In a thread: the worker starts serving at once, and a request that arrives first simply
-    waits on the same once-per-process load.
+    Beside the server: it answers probes at once, /readyz with 503 until the models are loaded
+    (rag/warmup.py), and `make run` waits for every process's warm marker before it says the
+    platform is running.
     """
-    import threading
+    from rag import warmup
 
-    from django.conf import settings
-
-    def warm():
-        if settings.EMBEDDING_PRELOAD:
-            from rag.embedding import get_model as embedding_model
-
-            embedding_model()
-        if settings.LLM_PRELOAD:
-            from rag.generation.gate import get_gate
-            from rag.generation.model import get_model as generation_model
-
-            # A first turn evaluates the shared prompt prefix, so no request pays for it.
-            with get_gate().turn(generation_model()):
-                pass
-
-    threading.Thread(target=warm, name="warm-models", daemon=True).start()
+    warmup.warm_in_background("web", expected=worker.cfg.workers, generator=True)
     # Traces are exported per process, from after the fork (only with
     # OTEL_EXPORTER_OTLP_ENDPOINT set; otherwise this imports nothing).
     from observability import tracing

@@ -45,6 +45,9 @@ def main() -> int:
     metrics_dir = Path(env.get("METRICS_DIR") or data_dir / "metrics").resolve()
     reset_metrics_dir(metrics_dir)
     env["METRICS_DIR"] = str(metrics_dir)
+    warm_dir = Path(env.get("WARM_DIR") or data_dir / "warm").resolve()
+    reset_warm_dir(warm_dir)
+    env["WARM_DIR"] = str(warm_dir)
 
     manage = [sys.executable, str(ROOT / "manage.py")]
     for message, command in (
@@ -116,7 +119,11 @@ def main() -> int:
 
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
-    print(f"Tenantry is running on http://127.0.0.1:{port}/ (Ctrl-C to stop).", flush=True)
+    step("Loading the models in every web and worker process")
+    if not wait_until_warm(warm_dir, children, f"http://127.0.0.1:{port}/readyz", lambda: stopping):
+        stopping = True
+    else:
+        print(f"Tenantry is running on http://127.0.0.1:{port}/ (Ctrl-C to stop).", flush=True)
     while not stopping and all(child.poll() is None for child in children):
         time.sleep(0.5)
     for child in children:
@@ -130,6 +137,44 @@ def main() -> int:
     print("Stopped. Data is kept in", data_dir, flush=True)
     # The embedded servers stop at exit, once no other process is attached to them.
     return 0 if stopping else 1
+
+
+def wait_until_warm(warm_dir: Path, children, readyz: str, stopped) -> bool:
+    """Until every web and worker process has loaded its models (their markers, rag/warmup.py)
+    and /readyz answers 200, so the first request after "running" is served as fast as the
+    hundredth. False if a process exited, a model failed to load, or Ctrl-C came first."""
+    import urllib.error
+    import urllib.request
+
+    from rag.warmup import FAILED, WARM, all_warm
+
+    said = ""
+    while not stopped():
+        if any(child.poll() is not None for child in children):
+            print("A process exited while loading the models.", file=sys.stderr, flush=True)
+            return False
+        state, detail = all_warm(warm_dir)
+        if state == FAILED:
+            print(f"Cannot start: {detail}", file=sys.stderr, flush=True)
+            return False
+        if state == WARM:
+            try:
+                with urllib.request.urlopen(readyz, timeout=5):  # noqa: S310 - our own server
+                    return True
+            except (urllib.error.URLError, OSError) as exc:
+                detail = f"/readyz: {exc}"
+        if detail != said:
+            print(f"    {detail}", flush=True)
+            said = detail
+        time.sleep(0.5)
+    return False
+
+
+def reset_warm_dir(path: Path) -> None:
+    """Create the warm-marker folder, or empty it of a previous run's markers."""
+    path.mkdir(parents=True, exist_ok=True)
+    for stale in path.glob("*.json"):
+        stale.unlink(missing_ok=True)
 
 
 def reset_metrics_dir(path: Path) -> None:

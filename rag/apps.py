@@ -26,6 +26,7 @@ class RagConfig(AppConfig):
 
         register_check("embedding_model", health.check_embedding_model, cached=True)
         register_check("generator", health.check_generator, cached=True)
+        register_check("models_warm", health.check_warm)
 
     def stored(self, *, chunks: bool = False):
         from django.db.models import Count, F, Sum

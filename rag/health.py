@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from observability.health import NotReady
 
-from . import embedding
+from . import embedding, warmup
 from .generation import model as generation
 from .tokenizer import EmbeddingModelMissing, embedding_model_path
 
@@ -42,3 +42,14 @@ def check_generator() -> str:
         if handle.read(4) != b"GGUF":
             raise NotReady(f"{path} is not a GGUF file")
     return "loadable"
+
+
+def check_warm() -> str:
+    """Not ready while this process is still loading the models it warms at start
+    (rag/warmup.py): a request routed to it would wait for the load. Never cached."""
+    state, detail = warmup.state()
+    if state == warmup.WARMING:
+        raise NotReady(f"models loading: {detail}")
+    if state == warmup.FAILED:
+        raise NotReady(f"warming the models failed: {detail}")
+    return "warm" if state == warmup.WARM else "loads on first use"

@@ -71,6 +71,7 @@ STEPS = (
     "Migrating the platform database",
     "Migrating bridge schemas and silo databases",
     "Starting the Celery worker",
+    "Loading the models in every web and worker process",
 )
 
 
@@ -91,6 +92,23 @@ def _get(url: str, key: str | None = None) -> tuple[int, str]:
         return response.status, response.read().decode()
 
 
+def _assert_warm(data_dir: Path, port: int) -> None:
+    """Once "running" is printed, every process has its models loaded: /readyz answers 200 at
+    the first call, and the web process and each of the worker's pool processes left a marker
+    saying warm (rag/warmup.py)."""
+    import json
+
+    status, body = _get(f"http://127.0.0.1:{port}/readyz")
+    checks = json.loads(body)["checks"]
+    assert status == 200 and checks["models_warm"] == "warm", body
+    assert checks["embedding_model"] == "loaded" and checks["generator"] == "loaded", body
+    markers = [json.loads(p.read_text()) for p in (data_dir / "warm").glob("*.json")]
+    roles = sorted(m["role"] for m in markers if psutil.pid_exists(m["pid"]))
+    workers = next(m["expected"] for m in markers if m["role"] == "worker")
+    assert roles == ["web"] + ["worker"] * workers, markers
+    assert all(m["state"] == "warm" for m in markers), markers
+
+
 def _stop(proc: subprocess.Popen) -> None:
     children = psutil.Process(proc.pid).children(recursive=True)
     proc.send_signal(signal.SIGINT)
@@ -104,6 +122,7 @@ def test_launcher_serves_console_and_demo_api_and_stops_cleanly(tmp_path):
     data_dir, port = tmp_path / "var", _free_port()
     proc, key = _start(data_dir, port)
     try:
+        _assert_warm(data_dir, port)
         status, html = _get(f"http://127.0.0.1:{port}/console/login/")
         assert status == 200 and "Log in" in html
         status, body = _get(f"http://127.0.0.1:{port}/api/v1/tenant", key)
