@@ -35,6 +35,7 @@ from django.conf import settings
 from .. import compute_thread
 from .model import LoadedModel, get_model
 from .prompt import shared_prefix
+from .turns import FairTurns
 
 
 class GeneratorBusy(Exception):
@@ -98,7 +99,7 @@ class GenerationGate:
     def __init__(self, *, max_waiting: int, timeout: float):
         self.max_waiting = max_waiting
         self.timeout = timeout
-        self._turn = threading.Lock()
+        self._turns = FairTurns()  # round-robin across tenants, not lock order (turns.py)
         self._count_lock = threading.Lock()
         self._waiting = 0
         self._held: LoadedModel | None = None  # the model of the turn in progress
@@ -108,16 +109,18 @@ class GenerationGate:
         return self._waiting
 
     @contextmanager
-    def turn(self, model: LoadedModel | None = None) -> Iterator[LoadedModel]:
+    def turn(self, model: LoadedModel | None = None, party: object = None) -> Iterator[LoadedModel]:
         """The model, exclusively, for the length of the block."""
-        model = self.acquire(model)
+        model = self.acquire(model, party)
         try:
             yield model
         finally:
             self.release()
 
-    def acquire(self, model: LoadedModel | None = None) -> LoadedModel:
-        """Wait for the turn; the model (`model`, else the default) holds only its shared prefix."""
+    def acquire(self, model: LoadedModel | None = None, party: object = None) -> LoadedModel:
+        """Wait for the turn; the model (`model`, else the default) holds only its shared prefix.
+
+        `party` (the tenant's id) is whose turn it is: turns go round-robin across parties."""
         model = model or get_model()  # load outside the turn: a first load is not someone's wait
         prefix_tokens(model)  # tokenized outside the turn too, once per model
         with self._count_lock:
@@ -129,7 +132,7 @@ class GenerationGate:
             self._waiting += 1
         try:
             started = time.monotonic()
-            if not self._turn.acquire(timeout=self.timeout):
+            if not self._turns.acquire(party, timeout=self.timeout):
                 raise GeneratorBusy(
                     f"No generation slot within {time.monotonic() - started:.0f} s.",
                     retry_after=max(1, round(self.timeout / 4)),
@@ -141,7 +144,7 @@ class GenerationGate:
             if not holds_only_prefix(model):  # already so after any turn that released
                 prefix_restore(model)
         except BaseException:
-            self._turn.release()
+            self._turns.release()
             raise
         self._held = model
         return model
@@ -157,7 +160,7 @@ class GenerationGate:
                 except Exception:
                     model.llm.reset()  # forget everything: the next turn evaluates the prefix
         finally:
-            self._turn.release()
+            self._turns.release()
 
 
 _gate: GenerationGate | None = None

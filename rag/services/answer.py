@@ -152,7 +152,8 @@ class AnswerSession:
             self._resources.callback(refund_unused)
             self._resources.enter_context(generation_slot(tenant=self.tenant))
             gate = get_gate()
-            gate.acquire(self.model)  # the chosen model, reset for this generation
+            # The chosen model, reset for this generation; turns go round-robin by tenant.
+            gate.acquire(self.model, party=self.tenant.pk)
             self._resources.callback(gate.release)
         except BaseException:
             self._resources.close()
