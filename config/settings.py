@@ -344,6 +344,9 @@ PDF_PARSE_TIMEOUT_SECONDS = int(os.environ.get("PDF_PARSE_TIMEOUT_SECONDS", "30"
 PDF_PARSE_MEMORY_MB = int(os.environ.get("PDF_PARSE_MEMORY_MB", "512"))
 # A document in `processing` whose progress has not moved for this long is retried...
 INGEST_STUCK_AFTER_SECONDS = int(os.environ.get("INGEST_STUCK_AFTER_SECONDS", "600"))
+# Documents of one tenant handed to the broker at once; the rest wait in the tenant's backlog,
+# so no tenant's upload queues behind another's thousand (rag/fair_dispatch.py).
+INGEST_TENANT_INFLIGHT = int(os.environ.get("INGEST_TENANT_INFLIGHT", "2"))
 # ...and failed with a reason once it has been attempted this many times.
 INGEST_MAX_ATTEMPTS = int(os.environ.get("INGEST_MAX_ATTEMPTS", "3"))
 INGEST_SWEEP_INTERVAL_SECONDS = int(os.environ.get("INGEST_SWEEP_INTERVAL_SECONDS", "60"))

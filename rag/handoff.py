@@ -36,6 +36,11 @@ def after_commit(task: str, *args, using: str) -> None:
 
 
 def _send(task: str, args: list) -> None:
+    if task == INGEST_DOCUMENT:
+        from . import fair_dispatch  # per-tenant backlogs in front of the broker's queue
+
+        fair_dispatch.submit(*args)
+        return
     try:
         current_app.send_task(task, args=args)
     except (BrokerError, RedisError, OSError):

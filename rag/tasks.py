@@ -12,6 +12,7 @@ from django.db import InterfaceError, OperationalError
 
 from tenants.models import Tenant
 
+from . import fair_dispatch
 from .selectors import evalrun_get
 from .services.evaluation import evaluation_run
 from .services.ingest import document_ingest
@@ -42,16 +43,22 @@ def ingest_document(tenant_id: str, document_id: str) -> str:
     leaves a ready or replaced document alone, and swaps the chunk set in one transaction
     under a row lock, so chunks are never duplicated. Returns quietly if the tenant is gone.
     """
-    tenant = Tenant.objects.filter(pk=tenant_id).first()
-    if tenant is None:
-        return "skipped"
-    return document_ingest(tenant=tenant, document_id=document_id)
+    try:
+        tenant = Tenant.objects.filter(pk=tenant_id).first()
+        if tenant is None:
+            return "skipped"
+        return document_ingest(tenant=tenant, document_id=document_id)
+    finally:
+        fair_dispatch.finished(tenant_id, document_id)  # the tenant's next document, if any
 
 
 @shared_task(acks_late=True, time_limit=300)
 def requeue_stuck_documents() -> dict:
-    """Periodic (beat): requeue or fail stalled documents. Repeating it only re-checks rows."""
-    return documents_requeue_stuck_everywhere()
+    """Periodic (beat): requeue or fail stalled documents, then dispatch what a lost hand-over
+    left in a tenant's backlog. Repeating it only re-checks rows."""
+    outcome = documents_requeue_stuck_everywhere()
+    fair_dispatch.dispatch_all()
+    return outcome
 
 
 @shared_task(
