@@ -39,6 +39,11 @@ class TenantUser(FastHttpUser):
     connection_timeout = 30.0
 
 
+def tenant_user(env: Environment, host: str) -> TenantUser:
+    """A client of its own (its own connection pool) to `host`."""
+    return type("U", (TenantUser,), {"host": host})(env)
+
+
 def percentiles(values: list[float]) -> dict:
     ordered = sorted(values)
     if not ordered:
@@ -58,8 +63,7 @@ class Load:
         self.tenants = plan["tenants"]
         self.users = {}
         for t in self.tenants:
-            user = type("U", (TenantUser,), {"host": plan["host"]})(self.env)
-            self.users[t["slug"]] = user
+            self.users[t["slug"]] = tenant_user(self.env, plan["host"])
         self.in_flight: Counter = Counter()  # answers in flight per tenant, client side
         self.turns: Counter = Counter()
         self.by_tenant: dict = defaultdict(lambda: defaultdict(Counter))
