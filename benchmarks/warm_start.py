@@ -32,18 +32,22 @@ def _search(url: str, key: str, query: str) -> tuple[float, float]:
 
 
 def _wait_ready(server, warm_dir: Path, timeout: float = 300) -> float:
+    """Seconds until the web process's warm marker is there and /readyz answers 200."""
     from rag.warmup import WARM, all_warm
+    from tests.helpers import wait_until
+
+    def ready() -> bool:
+        if all_warm(warm_dir, roles=("web",))[0] != WARM:
+            return False
+        try:
+            with urllib.request.urlopen(server.url + "/readyz", timeout=5):  # noqa: S310
+                return True
+        except OSError:
+            return False
 
     started = time.monotonic()
-    while time.monotonic() - started < timeout:
-        if all_warm(warm_dir, roles=("web",))[0] == WARM:
-            try:
-                with urllib.request.urlopen(server.url + "/readyz", timeout=5):  # noqa: S310
-                    return time.monotonic() - started
-            except OSError:
-                pass
-        time.sleep(0.1)
-    raise TimeoutError("the web server never became ready")
+    wait_until(ready, timeout=timeout, interval=0.1, message="the web server never became ready")
+    return time.monotonic() - started
 
 
 def bench_warm_start(*, chunks: int, restarts: int, searches: int) -> dict:
