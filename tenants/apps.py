@@ -9,8 +9,13 @@ class TenantsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import roles  # noqa: F401  (checks the role of every new app connection)
+        from . import (
+            after_response,
+            roles,  # noqa: F401  (checks the role of every new app connection)
+        )
         from .api import schema  # noqa: F401  (the API keys' scheme in the OpenAPI schema)
+
+        after_response.connect()
 
         post_migrate.connect(_grant_platform_tables, sender=self)
 

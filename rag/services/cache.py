@@ -40,21 +40,12 @@ def embeddings_cached(*, tenant: Tenant, texts: list[str], purpose: str) -> np.n
     model = model_id()
     hashes = [text_sha256(t) for t in texts]
     with tenant_context(tenant), connections[data_alias()].cursor() as cursor:
-        # Reads the hits and marks them used, at most once a day each (retention is by days).
-        cursor.execute(
-            "WITH hit AS (SELECT id, text_sha256, embedding FROM rag_embeddingcacheentry "
-            "WHERE model = %s AND text_sha256 = ANY(%s)), "
-            "touched AS (UPDATE rag_embeddingcacheentry e SET last_used_at = now() FROM hit "
-            "WHERE e.id = hit.id AND e.last_used_at < now() - interval '1 day') "
-            "SELECT text_sha256, embedding::text FROM hit",
-            [model, list(set(hashes))],
-        )
-        found = {sha: _parse_vector(vector) for sha, vector in cursor.fetchall()}
+        found = embedding_cache_read(cursor, model=model, hashes=hashes)
     missing = [i for i, sha in enumerate(hashes) if sha not in found]
     if missing:
         fresh = embed_texts([texts[i] for i in missing])
         rows = {hashes[i]: vector for i, vector in zip(missing, fresh, strict=True)}
-        _store(tenant, model, rows)
+        embedding_cache_store(tenant=tenant, model=model, rows=rows)
         found.update(rows)
     observe_embedding(
         tenant=tenant, texts=len(texts), cached=len(texts) - len(missing), purpose=purpose
@@ -62,8 +53,24 @@ def embeddings_cached(*, tenant: Tenant, texts: list[str], purpose: str) -> np.n
     return np.stack([found[sha] for sha in hashes]).astype(np.float32, copy=False)
 
 
-def _store(tenant: Tenant, model: str, rows: dict[str, np.ndarray]) -> None:
-    # One statement for the whole batch (not one round trip per vector).
+def embedding_cache_read(cursor, *, model: str, hashes: list[str]) -> dict[str, np.ndarray]:
+    """The cached vectors of `hashes` (text_sha256), read through `cursor`, which the caller
+    holds in its tenant's context: a search reads its query's vector in the transaction it
+    searches in. Marks the hits used, at most once a day each (retention is by days)."""
+    cursor.execute(
+        "WITH hit AS (SELECT id, text_sha256, embedding FROM rag_embeddingcacheentry "
+        "WHERE model = %s AND text_sha256 = ANY(%s)), "
+        "touched AS (UPDATE rag_embeddingcacheentry e SET last_used_at = now() FROM hit "
+        "WHERE e.id = hit.id AND e.last_used_at < now() - interval '1 day') "
+        "SELECT text_sha256, embedding::text FROM hit",
+        [model, list(set(hashes))],
+    )
+    return {sha: _parse_vector(vector) for sha, vector in cursor.fetchall()}
+
+
+def embedding_cache_store(*, tenant: Tenant, model: str, rows: dict[str, np.ndarray]) -> None:
+    """Cache `rows` (text_sha256 -> vector) in the tenant's store; a row another request
+    stored meanwhile stays. One statement for the whole batch (not one round trip a vector)."""
     with tenant_context(tenant), connections[data_alias()].cursor() as cursor:
         cursor.execute(
             "INSERT INTO rag_embeddingcacheentry (model, text_sha256, embedding) "

@@ -18,16 +18,18 @@ from dataclasses import dataclass, field
 from django.conf import settings
 from django.db import connections
 
-from observability.genai import observe_search, stage
+from observability.genai import observe_embedding, observe_search, stage
+from tenants.after_response import after_response
 from tenants.context import data_alias, tenant_context
 from tenants.models import Tenant, UsageKind
 from tenants.services.provisioning import tenant_require_active
 from tenants.services.usage import usage_record
 
+from ..embedding import embed_texts
 from ..embedding import model_id as embedding_model_id
 from ..filters import compile_filters
 from ..tokenizer import count_tokens
-from .cache import embeddings_cached
+from .cache import embedding_cache_read, embedding_cache_store, text_sha256
 from .querylog import querylog_record
 
 MODES = ("hybrid", "vector", "keyword")
@@ -157,29 +159,47 @@ def chunk_search(
     if document_ids:
         clauses.append("c.document_id = ANY(%s::uuid[])")
         params.append([str(d) for d in document_ids])
-    with stage("embed", model=embedding_model_id(), **{"tenantry.tenant": tenant.slug}):
-        vector = (
-            embeddings_cached(tenant=tenant, texts=[query], purpose="query")[0]
-            if mode in ("hybrid", "vector")
-            else None
-        )
-    embedded = time.perf_counter()
     # Each side of hybrid search ranks twice k candidates (at least 20) for the fusion.
     pool = max(k * 2, 20) if mode == "hybrid" else k
-    with (
-        stage("retrieve", **{"tenantry.tenant": tenant.slug, "tenantry.search.mode": mode}),
-        tenant_context(tenant),
-        connections[data_alias()].cursor() as cursor,
-    ):
-        if document_ids:
-            _require_documents(cursor, document_ids)
-        ranked: list[list[tuple[int, float]]] = []
-        if vector is not None:
-            ranked.append(_vector_ids(cursor, vector, pool, clauses, params))
-        if mode in ("hybrid", "keyword"):
-            ranked.append(_keyword_ids(cursor, query, pool, clauses, params))
-        scored = _fuse(ranked, k) if mode == "hybrid" else ranked[0][:k]
-        hits = _load(cursor, scored)
+    labels = {"tenantry.tenant": tenant.slug}
+
+    def retrieve(cursor, vector):
+        with stage("retrieve", **labels, **{"tenantry.search.mode": mode}):
+            if document_ids:
+                _require_documents(cursor, document_ids)
+            ranked: list[list[tuple[int, float]]] = []
+            if vector is not None:
+                ranked.append(_vector_ids(cursor, vector, pool, clauses, params))
+            if mode in ("hybrid", "keyword"):
+                ranked.append(_keyword_ids(cursor, query, pool, clauses, params))
+            scored = _fuse(ranked, k) if mode == "hybrid" else ranked[0][:k]
+            return ranked, scored, _load(cursor, scored)
+
+    wants_vector = mode in ("hybrid", "vector")
+    model, query_sha = embedding_model_id(), text_sha256(query)
+    vector = found = None
+    # One transaction when the query's vector is cached: its read, then the search. A miss
+    # leaves the transaction to embed (no transaction waits on a model), and the vector is
+    # cached once the response has gone.
+    with tenant_context(tenant), connections[data_alias()].cursor() as cursor:
+        if wants_vector:
+            with stage("embed", model=model, **labels):
+                vector = embedding_cache_read(cursor, model=model, hashes=[query_sha]).get(
+                    query_sha
+                )
+        embedded = time.perf_counter()
+        if vector is not None or not wants_vector:
+            found = retrieve(cursor, vector)
+    if wants_vector:
+        observe_embedding(tenant=tenant, texts=1, cached=int(vector is not None), purpose="query")
+    if found is None:
+        with stage("embed", model=model, **labels):
+            vector = embed_texts([query])[0]
+        after_response(embedding_cache_store, tenant=tenant, model=model, rows={query_sha: vector})
+        embedded = time.perf_counter()
+        with tenant_context(tenant), connections[data_alias()].cursor() as cursor:
+            found = retrieve(cursor, vector)
+    ranked, scored, hits = found
     if mode == "hybrid":
         fused = dict(scored)
         evidence = [fused[hit.chunk_id] for hit in hits]
@@ -279,15 +299,20 @@ def _keyword_ids(cursor, query: str, limit: int, clauses, params) -> list[tuple[
     every word. A query of common words alone ranks the chunks holding all of them (else any),
     at most KEYWORD_RANK_MAX of them: the one place a large tenant's ranking is approximate.
     """
-    cursor.execute("SELECT tsvector_to_array(to_tsvector('english', %s))", [query])
+    # The candidates come from an index (GIN for rare words, the tenant_id index for common
+    # ones), never a sequential scan: chunk rows are wide (text, vector), and a sequential scan
+    # reads other tenants' pages in pool mode before it finds enough of this tenant's matches.
+    # The setting goes with the word split (one round trip) and holds for the rest of the
+    # transaction: what follows is this search's own statements, each served by an index.
+    cursor.execute(
+        "SELECT tsvector_to_array(to_tsvector('english', %s)), "
+        "set_config('enable_seqscan', 'off', true)",
+        [query],
+    )
     words = [_tsquery_lexeme(lexeme) for lexeme in cursor.fetchone()[0]]
     if not words:
         return []
     cap = settings.KEYWORD_CANDIDATES
-    # The candidates come from an index (GIN for rare words, the tenant_id index for common
-    # ones), never a sequential scan: chunk rows are wide (text, vector), and a sequential scan
-    # reads other tenants' pages in pool mode before it finds enough of this tenant's matches.
-    cursor.execute("SELECT set_config('enable_seqscan', 'off', true)")
     cursor.execute(
         "SELECT w, (SELECT count(*) FROM (SELECT 1 FROM rag_chunk c "  # noqa: S608
         f"WHERE c.search_vector @@ w::tsquery AND {_where(clauses)} LIMIT %s) held) "
@@ -312,10 +337,7 @@ def _keyword_ids(cursor, query: str, limit: int, clauses, params) -> list[tuple[
         cursor.execute(sql, [every_word, candidates, *params, *([bound] if bound else []), limit])
         if cursor.rowcount:
             break
-    ranked = [(row[0], float(row[1])) for row in cursor.fetchall()]
-    # (On an error the transaction ends, and this SET LOCAL with it.)
-    cursor.execute("SELECT set_config('enable_seqscan', 'on', true)")
-    return ranked
+    return [(row[0], float(row[1])) for row in cursor.fetchall()]
 
 
 def _tsquery_lexeme(lexeme: str) -> str:
@@ -392,21 +414,24 @@ def search_run(
         ]
         result.hits = [hit for hit, _ in pairs]
         result.evidence = [weight for _, weight in pairs]
-    usage_record(
+    # The ledger and the log change nothing the caller gets: written after the response.
+    after_response(
+        usage_record,
         tenant=tenant,
         api_key=api_key,
         kind=UsageKind.SEARCH,
         # Keyword search embeds nothing.
         embedding_tokens=count_tokens(query) if mode != "keyword" else 0,
     )
-    querylog_record(
+    after_response(
+        querylog_record,
         tenant=tenant,
         kind="search",
         question=query,
         mode=mode,
         k=k,
-        timings=result.timings,
-        citations=result.hits,
+        timings=dict(result.timings),
+        citations=list(result.hits),
         api_key=api_key,
         source=source,
     )

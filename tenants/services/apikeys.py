@@ -17,6 +17,7 @@ from django.db.models import Q
 from django.db.models.functions import Now
 from django.utils import timezone
 
+from ..after_response import after_response
 from ..models import ApiKey, ApiKeyScope, Tenant
 
 KEY_PREFIX = "tnt_"
@@ -78,7 +79,8 @@ def apikey_create(
 
 
 def apikey_authenticate(*, raw: str) -> ApiKey:
-    """The live key for `raw`, or ApiKeyError. Touches last_used_at at most once a minute."""
+    """The live key for `raw`, or ApiKeyError. Touches last_used_at at most once a minute
+    (API_KEY_LAST_USED_RESOLUTION_SECONDS), after the response."""
     key = (
         ApiKey.objects.select_related("tenant__server").filter(prefix=raw[:PREFIX_LENGTH]).first()
         if looks_like_key(raw)
@@ -117,8 +119,15 @@ def apikey_list(*, tenant: Tenant):
 
 
 def _touch(key: ApiKey) -> None:
-    # A conditional UPDATE: most requests match no row and write nothing.
+    # The row just read says whether the touch is due: most requests send nothing. When it is,
+    # the UPDATE waits until the response has gone (it changes nothing the caller gets), and
+    # stays conditional, since a concurrent request may have touched the key meanwhile.
     stale = timezone.now() - timedelta(seconds=settings.API_KEY_LAST_USED_RESOLUTION_SECONDS)
-    ApiKey.objects.filter(pk=key.pk).filter(
-        Q(last_used_at__isnull=True) | Q(last_used_at__lt=stale)
-    ).update(last_used_at=Now())
+    if key.last_used_at is not None and key.last_used_at >= stale:
+        return
+    after_response(
+        ApiKey.objects.filter(pk=key.pk)
+        .filter(Q(last_used_at__isnull=True) | Q(last_used_at__lt=stale))
+        .update,
+        last_used_at=Now(),
+    )

@@ -156,27 +156,44 @@ def quota_clock(at: datetime) -> Iterator[None]:
         _pinned_now = previous
 
 
-# One statement: take `amount` requests from the current window if they fit under the limit,
-# all or none. On conflict PostgreSQL locks the row and evaluates the WHERE on its latest
-# version, so concurrent requests are admitted one after another and never more than the limit.
-# A refusal writes nothing.
-ADMIT_SQL = f"""
+# One statement: read the tenant's limit (its TenantQuota row, or the default a first use would
+# give it), and take `amount` requests from the current window if they fit under it, all or
+# none. On conflict PostgreSQL locks the row and evaluates the WHERE on its latest version, so
+# concurrent requests are admitted one after another and never more than the limit. A refusal
+# writes nothing. `{limit_column}` is one of the `<kind>_per_hour` fields (admit_sql()).
+_ADMIT_SQL = f"""
 WITH current_window AS (SELECT {WINDOW_START_SQL} AS start),
+quota AS (
+    SELECT coalesce(
+        (SELECT {{limit_column}} FROM tenants_tenantquota WHERE tenant_id = %(tenant_id)s),
+        %(default_limit)s
+    ) AS per_hour
+),
 admitted AS (
     INSERT INTO tenants_requestcounter AS counter (tenant_id, kind, window_start, count)
-    SELECT %(tenant_id)s, %(kind)s, current_window.start, %(amount)s FROM current_window
-    WHERE %(amount)s <= %(limit)s
+    SELECT %(tenant_id)s, %(kind)s, current_window.start, %(amount)s
+    FROM current_window, quota
+    WHERE %(amount)s <= quota.per_hour
     ON CONFLICT (tenant_id, kind, window_start)
     DO UPDATE SET count = counter.count + EXCLUDED.count
-    WHERE counter.count + EXCLUDED.count <= %(limit)s
+    WHERE counter.count + EXCLUDED.count <= (SELECT per_hour FROM quota)
     RETURNING counter.count
 )
 SELECT
     (SELECT count FROM admitted),
     current_window.start,
-    greatest(1, ceil(extract(epoch FROM current_window.start + interval '1 hour' - {NOW_SQL})))::int
-FROM current_window
+    greatest(
+        1, ceil(extract(epoch FROM current_window.start + interval '1 hour' - {NOW_SQL}))
+    )::int,
+    quota.per_hour
+FROM current_window, quota
 """  # noqa: S608 - only the constant clock expressions are formatted in
+
+
+def admit_sql(kind: str) -> str:
+    """The admission statement for `kind` (a value of UsageKind, checked by kind_value)."""
+    return _ADMIT_SQL.format(limit_column=f"{kind}_per_hour")
+
 
 USED_SQL = f"""
 SELECT coalesce(max(count), 0) FROM tenants_requestcounter
@@ -200,11 +217,15 @@ def quota_admit(*, tenant: Tenant, kind: str, amount: int = 1) -> dict[str, str]
     kind = kind_value(kind)
     if not isinstance(amount, int) or isinstance(amount, bool) or amount < 1:
         raise ValueError(f"amount must be a positive integer, not {amount!r}.")
-    limit = getattr(quota_get(tenant=tenant), f"{kind}_per_hour")
-    params = {"tenant_id": tenant.pk, "kind": kind, "limit": limit, "amount": amount}
+    params = {
+        "tenant_id": tenant.pk,
+        "kind": kind,
+        "amount": amount,
+        "default_limit": quota_defaults()[f"{kind}_per_hour"],
+    }
     with connections[METERING_DB].cursor() as cursor:
-        cursor.execute(ADMIT_SQL, {**params, **clock_params()})
-        count, window_start, reset = cursor.fetchone()
+        cursor.execute(admit_sql(kind), {**params, **clock_params()})
+        count, window_start, reset, limit = cursor.fetchone()
         if count == amount:
             # A new window: earlier ones of this tenant and kind are no longer needed.
             cursor.execute(PRUNE_SQL, {**params, "window_start": window_start})
