@@ -175,6 +175,10 @@ def markdown(results: dict, plots: list[Path] | None = None) -> str:
         ]
     if "noisy" in results:
         lines += _noisy_markdown(results["noisy"])
+    if "noisy_ingest" in results:
+        from .noisy_ingest import markdown as noisy_ingest_markdown
+
+        lines += noisy_ingest_markdown(results["noisy_ingest"])
     if "overhead" in results:
         lines += _overhead_markdown(results["overhead"])
     if "load" in results:

@@ -3,8 +3,8 @@ throwaway embedded PostgreSQL and Redis (config.test_settings), on this machine.
 
     python benchmarks/run.py [--size small|default|large] [--out DIR] [section ...]
 
-Sections: ingestion, search, answer, noisy, overhead, load, quality, answers_eval, tenant_move,
-warm_start (all by default).
+Sections: ingestion, search, answer, noisy, noisy_ingest, overhead, load, quality, answers_eval,
+tenant_move, warm_start (all by default).
 `--size small` is what the smoke test in `make test` runs; `large` adds the 1M-chunk search.
 The report goes to var/bench/ (report.md, results.json, *.png).
 """
@@ -25,6 +25,7 @@ SECTIONS = (
     "search",
     "answer",
     "noisy",
+    "noisy_ingest",
     "overhead",
     "load",
     "quality",
@@ -38,6 +39,7 @@ _DEFAULT = {
     "search": {"sizes": [10_000, 100_000], "tenants": 100, "queries": 50},
     "answer": {"documents": 24, "rounds": 5, "max_tokens": 128, "questions": 24},
     "noisy": {"chunks": 2000, "queries": 60, "flooders": 4, "answers": True},
+    "noisy_ingest": {"a_documents": 1000, "b_repetitions": 3},
     "overhead": {"chunks": 2000, "queries": 50},
     "load": {
         "tenants": 20,
@@ -64,6 +66,7 @@ SIZES = {
         "search": {"sizes": [2000], "tenants": 8, "queries": 8},
         "answer": {"documents": 3, "rounds": 1, "max_tokens": 24, "questions": 2},
         "noisy": {"chunks": 300, "queries": 12, "flooders": 2, "answers": False},
+        "noisy_ingest": {"a_documents": 20, "b_repetitions": 1},
         "overhead": {"chunks": 300, "queries": 8},
         "load": {
             "tenants": 3,
@@ -134,6 +137,10 @@ def _section(name: str, params: dict, peer: bool) -> dict:
         from .noisy import bench_noisy
 
         return bench_noisy(**params)
+    if name == "noisy_ingest":
+        from .noisy_ingest import bench_noisy_ingest
+
+        return bench_noisy_ingest(**params)
     if name == "overhead":
         from .overhead import bench_overhead
 

@@ -22,6 +22,8 @@ def test_every_section_runs_at_the_small_size(pg, tmp_path):
     assert {"pool", "pool_small_tenant", "bridge", "silo"} <= set(placements)
     assert all(p["recall_at_10"] > 0 for p in placements.values())
     assert results["noisy"]["b_p95_ratio"] > 0
+    noisy_ingest = results["noisy_ingest"]
+    assert noisy_ingest["b_alone_p50_s"] > 0 and noisy_ingest["b_with_a_p50_s"] > 0
     assert results["overhead"]["overhead_ms"]["n"] == 8
     assert results["answer"]["ttft"]["requests"] > 0
     load = results["load"]

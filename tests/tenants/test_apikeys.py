@@ -107,3 +107,35 @@ def test_last_used_at_is_written_at_most_once_per_resolution(make_tenant, make_k
     ApiKey.objects.filter(prefix=raw[:16]).update(last_used_at=first - timedelta(minutes=5))
     api.get("/api/v1/tenant", **bearer(raw))
     assert ApiKey.objects.get(prefix=raw[:16]).last_used_at > first - timedelta(minutes=5)
+
+
+def _row(obj) -> dict:
+    return {field.attname: getattr(obj, field.attname) for field in obj._meta.concrete_fields}
+
+
+def test_the_key_lookup_loads_what_the_orm_would(make_tenant, make_key, server_b):
+    """key_by_prefix builds its statement once per process; what it loads is what
+    select_related("tenant__server") loads, for a tenant on the platform's server and one on a
+    registered server (read after `tenant.server` is set, so no query is left to run)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from tenants.models import Tenant
+    from tenants.services.apikeys import key_by_prefix
+
+    here, there = make_tenant("pool"), make_tenant("pool")
+    Tenant.objects.filter(pk=there.pk).update(server=server_b)
+    try:
+        for tenant in (here, there):
+            prefix = make_key(tenant, scopes=["query"])[:16]
+            expected = ApiKey.objects.select_related("tenant__server").get(prefix=prefix)
+            with CaptureQueriesContext(connection) as queries:
+                key = key_by_prefix(prefix)
+                server = key.tenant.server
+            assert len(queries) == 1
+            assert _row(key) == _row(expected)
+            assert _row(key.tenant) == _row(expected.tenant)
+            assert (server and _row(server)) == (expected.tenant.server and _row(server_b))
+        assert key_by_prefix("tnt_000000000000") is None
+    finally:
+        Tenant.objects.filter(pk=there.pk).update(server=None)
