@@ -127,7 +127,7 @@ OWNER_DATABASE_URL = os.environ.get("OWNER_DATABASE_URL", APP_DATABASE_URL)
 _app_db = dj_database_url.parse(APP_DATABASE_URL)
 _owner_db = dj_database_url.parse(OWNER_DATABASE_URL)
 
-_conn_max_age = int(os.environ.get("DB_CONN_MAX_AGE", "60"))
+DB_CONN_MAX_AGE = _conn_max_age = int(os.environ.get("DB_CONN_MAX_AGE", "60"))
 # A server that does not answer must not hold a request: connecting gives up after
 # DB_CONNECT_TIMEOUT_SECONDS (libpq's connect_timeout), and a statement of the app role after
 # DB_STATEMENT_TIMEOUT_SECONDS (set on each new app connection by tenants.roles; 0: none).
@@ -177,7 +177,36 @@ MOVE_PAUSE_AT = os.environ.get("MOVE_PAUSE_AT", "")
 # Request counters and the usage ledger are written through their own app-role connection
 # (`metering`), outside the request's transaction: an admission commits at once and holds no
 # row lock while the request runs, and usage is recorded even when the request fails later.
-DATABASES["metering"] = dict(_app_db)
+DATABASES["metering"] = {**_app_db, "OPTIONS": dict(_app_db["OPTIONS"])}
+
+# A web process pools its app connections (psycopg_pool, through Django's OPTIONS["pool"];
+# platform/gunicorn.conf.py turns it on). Its threads then share connections opened before the
+# first request (rag/warmup.py fills the pools) and replaced in the pool's own thread when they
+# age out (DB_POOL_MAX_LIFETIME_SECONDS), so no request pays for opening one: about 13 ms per
+# connection here, two per request on a thread's first request, and again every
+# DB_CONN_MAX_AGE for every thread without the pool. One connection per thread per alias, so
+# a thread waits for one only while the pool replaces an aged or broken one; a request that
+# gets none within DB_POOL_TIMEOUT_SECONDS is a 503 (database_unavailable): with the server
+# down the pool has none to give, and the caller must hear so promptly, as it did when a
+# refused connection failed at once. Workers and commands keep their own connections:
+# a prefork worker process runs one task at a time. Silo aliases are not pooled
+# (SILO_CONN_MAX_AGE below says why).
+DB_POOL = env_bool("DB_POOL", False)
+DB_POOL_SIZE = int(os.environ.get("DB_POOL_SIZE") or os.environ.get("WEB_THREADS") or "8")
+DB_POOL_MAX_LIFETIME_SECONDS = int(os.environ.get("DB_POOL_MAX_LIFETIME_SECONDS", "3600"))
+DB_POOL_TIMEOUT_SECONDS = float(os.environ.get("DB_POOL_TIMEOUT_SECONDS", "1"))
+POOLED_ALIASES = ("default", "metering") if DB_POOL else ()
+for _alias in POOLED_ALIASES:
+    DATABASES[_alias]["CONN_MAX_AGE"] = 0  # the pool keeps them; Django returns them
+    DATABASES[_alias]["OPTIONS"]["pool"] = {
+        "min_size": DB_POOL_SIZE,
+        "max_size": DB_POOL_SIZE,
+        "timeout": DB_POOL_TIMEOUT_SECONDS,
+        "max_lifetime": DB_POOL_MAX_LIFETIME_SECONDS,
+        "name": f"tenantry-{_alias}",
+    }
+    # Names the web process's connections in pg_stat_activity (and for a test that counts them).
+    DATABASES[_alias]["OPTIONS"]["application_name"] = "tenantry-web"
 # Quotas a tenant gets when it has none yet (`manage.py tenant_quota SLUG --set ...` changes them).
 QUOTA_DEFAULTS = {
     "answer_per_hour": int(os.environ.get("QUOTA_ANSWER_PER_HOUR", "1000")),

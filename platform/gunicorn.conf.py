@@ -5,6 +5,9 @@ Threads, not processes: the models are loaded once per process and shared by its
 
 import os
 
+# Read by the settings when the app is loaded, after this file: the web process's threads share
+# pooled database connections (config/settings.py, DB_POOL), filled before it reports ready.
+os.environ.setdefault("DB_POOL", "true")
 workers = int(os.environ.get("WEB_WORKERS", "1"))
 threads = int(os.environ.get("WEB_THREADS", "8"))
 # gthread with request heads gathered by its event loop, so slow clients cost no thread.
@@ -28,7 +31,9 @@ def post_worker_init(worker):
     platform is running.
     """
     from rag import warmup
+    from tenants.pools import pools_size
 
+    pools_size(worker.cfg.threads)
     warmup.warm_in_background("web", expected=worker.cfg.workers, generator=True)
     # Traces are exported per process, from after the fork (only with
     # OTEL_EXPORTER_OTLP_ENDPOINT set; otherwise this imports nothing).

@@ -63,6 +63,10 @@ def warm(role: str, *, expected: int, generator: bool) -> None:
         if role == "web":
             _set(WARMING, "request path")
             _import_views()
+            _set(WARMING, "database connections")
+            from tenants.pools import pools_fill
+
+            pools_fill()
         if generator and settings.LLM_PRELOAD:
             _set(WARMING, "generation model")
             from .generation.gate import get_gate

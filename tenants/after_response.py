@@ -19,7 +19,9 @@ import logging
 import threading
 from collections.abc import Callable
 
+from django.conf import settings
 from django.core.signals import request_finished, request_started
+from django.db import connections
 
 logger = logging.getLogger(__name__)
 _local = threading.local()
@@ -58,6 +60,10 @@ def _request_finished(**_) -> None:
                 logger.exception("a write deferred after the response failed: %r", fn)
     finally:
         _local.running = False
+        # Django's own end-of-request receiver ran before these writes: a pooled connection
+        # they took goes back to its pool now, not when this thread's next request starts.
+        for alias in settings.POOLED_ALIASES:
+            connections[alias].close_if_unusable_or_obsolete()
 
 
 def connect() -> None:

@@ -150,6 +150,10 @@ def _copy(alias: str) -> dict:
     cfg = dict(connections.settings[alias])
     cfg["OPTIONS"] = dict(cfg.get("OPTIONS", {}))
     cfg["TEST"] = dict(cfg.get("TEST", {}))
+    # A web process's pool (DB_POOL) is the platform alias's own: an alias built from it (a
+    # registered server's, a silo's) keeps its connections as the alias would unpooled.
+    if cfg["OPTIONS"].pop("pool", None) is not None:
+        cfg["CONN_MAX_AGE"] = settings.DB_CONN_MAX_AGE
     return cfg
 
 

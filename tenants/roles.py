@@ -1,11 +1,13 @@
 """The app role must not be able to bypass row-level security; refuse to run if it can.
 
-Checked on every new app-role connection (web, workers, commands), so a misconfigured
-DATABASE_URL pointing at a superuser or a BYPASSRLS role fails loudly instead of leaking. The
-same first statement sets the connection's statement timeout.
+Checked on every new app-role connection (web, workers, commands; a pooled one once), so a
+misconfigured DATABASE_URL pointing at a superuser or a BYPASSRLS role fails loudly instead of
+leaking. The same first statement sets the connection's statement timeout.
 """
 
 from __future__ import annotations
+
+import weakref
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
@@ -39,11 +41,20 @@ def check_role(connection) -> None:
         )
 
 
+# Connections already checked. Django sends connection_created each time a pooled alias takes
+# a connection from its pool; the check (and the session's timeout) holds for the connection's
+# life, so it is made once per connection, not once per request.
+_checked: weakref.WeakSet = weakref.WeakSet()
+
+
 @receiver(connection_created)
 def _check_new_connection(sender, connection, **kwargs) -> None:
     if connection.alias == "owner" or connection.alias.startswith("owner_"):
         return
+    if connection.connection in _checked:
+        return
     check_role(connection)
+    _checked.add(connection.connection)
 
 
 def assert_app_role_cannot_bypass_rls() -> None:
@@ -53,3 +64,6 @@ def assert_app_role_cannot_bypass_rls() -> None:
     """
     connections["default"].ensure_connection()
     connections["default"].close()
+    # A pool (DB_POOL) keeps its connections and threads: they must not cross the fork either.
+    if getattr(connections["default"], "pool", None) is not None:
+        connections["default"].close_pool()

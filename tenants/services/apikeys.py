@@ -102,7 +102,8 @@ _LOOKUP = ((ApiKey, "k"), (Tenant, "t"), (DataServer, "s"))
 
 
 @functools.cache
-def _lookup_sql() -> str:
+def key_lookup_sql() -> str:
+    """The statement key_by_prefix sends (one parameter: the prefix)."""
     columns = ", ".join(
         f'{alias}."{field.column}"' for model, alias in _LOOKUP for field in _fields(model)
     )
@@ -122,7 +123,7 @@ def key_by_prefix(prefix: str) -> ApiKey | None:
     select_related("tenant__server") would), or None."""
     alias = router.db_for_read(ApiKey)
     with connections[alias].cursor() as cursor:
-        cursor.execute(_lookup_sql(), [prefix])
+        cursor.execute(key_lookup_sql(), [prefix])
         row = cursor.fetchone()
     if row is None:
         return None

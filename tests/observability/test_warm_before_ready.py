@@ -133,3 +133,58 @@ def test_every_worker_process_leaves_its_warm_marker(worker, settings):
         timeout=120,
         message="the worker's processes never said warm",
     )
+
+
+def test_a_ready_web_process_serves_from_connections_opened_before_ready(
+    make_tenant, make_key, tmp_path
+):
+    """Its threads share pooled connections (tenants/pools.py), all opened while it warmed:
+    concurrent searches after /readyz said 200 open none, so a first request pays for none."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tests.helpers import bearer, service_env, wait_until
+    from tests.rag.chunks import fill_chunks
+    from tests.server import WebServer
+
+    tenant = make_tenant("pool")
+    fill_chunks(tenant, 20, seed=5)
+    key = make_key(tenant, scopes=["query"])
+    threads = 4
+    server = WebServer(tmp_path, threads=threads, env=service_env(), collect_static=False)
+    server.start()
+    try:
+        wait_until(lambda: _readyz(server.url)[0] == 200, timeout=180, message="never ready")
+        ready = _web_backends()
+
+        def search(n: int) -> int:
+            request = urllib.request.Request(  # noqa: S310 - the test's own loopback server
+                server.url + "/api/v1/search",
+                data=json.dumps({"query": f"passage {n}", "mode": "hybrid"}).encode(),
+                headers={"Content-Type": "application/json", **_headers(bearer(key))},
+            )
+            with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310
+                return response.status
+
+        with ThreadPoolExecutor(threads * 2) as pool:
+            assert set(pool.map(search, range(threads * 6))) == {200}
+        # default and metering, one connection per thread each, and the very same ones after.
+        assert len(ready) == 2 * threads
+        assert _web_backends() == ready
+    finally:
+        server.stop()
+
+
+def _web_backends() -> set[int]:
+    """Server process ids of the web process's connections (their application_name)."""
+    from tests.helpers import connect
+
+    with connect("owner") as conn:
+        rows = conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE application_name = 'tenantry-web'"
+        ).fetchall()
+    return {pid for (pid,) in rows}
+
+
+def _headers(django_style: dict) -> dict:
+    """`bearer()`'s HTTP_AUTHORIZATION as a header name urllib sends."""
+    return {"Authorization": django_style["HTTP_AUTHORIZATION"]}
