@@ -31,9 +31,9 @@ def post_worker_init(worker):
     platform is running.
     """
     from rag import warmup
-    from tenants.pools import pools_size
+    from tenants.pools import pools_configure
 
-    pools_size(worker.cfg.threads)
+    pools_configure(worker.cfg.threads)
     warmup.warm_in_background("web", expected=worker.cfg.workers, generator=True)
     # Traces are exported per process, from after the fork (only with
     # OTEL_EXPORTER_OTLP_ENDPOINT set; otherwise this imports nothing).

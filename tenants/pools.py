@@ -10,6 +10,8 @@ the request path.
 
 from __future__ import annotations
 
+import os
+
 from django.conf import settings
 from django.db import connections
 
@@ -17,13 +19,15 @@ from .models import RequestCounter, TenantQuota, UsageRecord
 from .services.apikeys import key_lookup_sql
 
 
-def pools_size(threads: int) -> None:
-    """One connection per thread per pooled alias, so that no thread waits for another's.
-    Called in each web process before its pools are created (gunicorn's post_worker_init:
-    its thread count is known there, whether it came from the environment or the command
-    line)."""
+def pools_configure(threads: int) -> None:
+    """One connection per thread per pooled alias, so that no thread waits for another's, and
+    the connections named for this process in pg_stat_activity (`tenantry-web-<pid>`). Called
+    in each web process before its pools are created (gunicorn's post_worker_init: its thread
+    count is known there, whether it came from the environment or the command line)."""
     for alias in settings.POOLED_ALIASES:
-        connections.settings[alias]["OPTIONS"]["pool"].update(min_size=threads, max_size=threads)
+        options = connections.settings[alias]["OPTIONS"]
+        options["pool"].update(min_size=threads, max_size=threads)
+        options["application_name"] = f"tenantry-web-{os.getpid()}"
 
 
 def pools_fill() -> None:

@@ -237,7 +237,10 @@ def test_the_answers_button_queues_an_answer_run(staff_client, make_tenant):
     assert _messages(response) == [f"Answer run {run.pk} of “zoo” queued."]
     assert (run.kind, run.k, run.progress_total) == ("answers", 5, 3)
     row = response.content.decode().split(f'id="evalrun-{run.pk}"')[1].split("</tbody>")[0]
-    assert 'data-kind="answers"' in row and "0/3</span> answers" in row
+    assert 'data-kind="answers"' in row
+    # Queued or under way it shows its progress; the session's worker may already have run it
+    # (a tenant with no documents declines each question at once) before the page rendered.
+    assert "/3</span> answers" in row or 'data-status="done"' in row, row
 
 
 def test_a_bad_k_queues_nothing(staff_client, make_tenant):

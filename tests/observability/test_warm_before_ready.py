@@ -150,11 +150,16 @@ def test_a_ready_web_process_serves_from_connections_opened_before_ready(
     fill_chunks(tenant, 20, seed=5)
     key = make_key(tenant, scopes=["query"])
     threads = 4
-    server = WebServer(tmp_path, threads=threads, env=service_env(), collect_static=False)
+    warm_dir = tmp_path / "warm"
+    server = WebServer(
+        tmp_path, threads=threads, env=service_env(WARM_DIR=str(warm_dir)), collect_static=False
+    )
     server.start()
     try:
         wait_until(lambda: _readyz(server.url)[0] == 200, timeout=180, message="never ready")
-        ready = _web_backends()
+        (marker,) = warm_dir.glob("web-*.json")
+        name = f"tenantry-web-{json.loads(marker.read_text())['pid']}"
+        ready = _web_backends(name)
 
         def search(n: int) -> int:
             request = urllib.request.Request(  # noqa: S310 - the test's own loopback server
@@ -169,18 +174,18 @@ def test_a_ready_web_process_serves_from_connections_opened_before_ready(
             assert set(pool.map(search, range(threads * 6))) == {200}
         # default and metering, one connection per thread each, and the very same ones after.
         assert len(ready) == 2 * threads
-        assert _web_backends() == ready
+        assert _web_backends(name) == ready
     finally:
         server.stop()
 
 
-def _web_backends() -> set[int]:
-    """Server process ids of the web process's connections (their application_name)."""
+def _web_backends(name: str) -> set[int]:
+    """Server process ids of one web process's connections (named `name`)."""
     from tests.helpers import connect
 
     with connect("owner") as conn:
         rows = conn.execute(
-            "SELECT pid FROM pg_stat_activity WHERE application_name = 'tenantry-web'"
+            "SELECT pid FROM pg_stat_activity WHERE application_name = %s", [name]
         ).fetchall()
     return {pid for (pid,) in rows}
 
