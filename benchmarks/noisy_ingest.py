@@ -33,18 +33,21 @@ def _document(seed: int, paragraphs: int = 3) -> bytes:
 def _ready_seconds(tenant, document_id, submitted, timeout: float = 600) -> float:
     """Seconds from `submitted` until the document turned ready (its own updated_at, so the
     polling interval does not count)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    from tests.helpers import wait_until
+
+    def settled():
         with tenant_context(tenant):
             status, updated = Document.objects.values_list("status", "updated_at").get(
                 pk=document_id
             )
-        if status == "ready":
-            return (updated - submitted).total_seconds()
         if status == "failed":
             raise RuntimeError("B's document failed to ingest")
-        time.sleep(0.1)
-    raise TimeoutError("B's document was not ready in time")
+        return updated if status == "ready" else None
+
+    updated = wait_until(
+        settled, timeout=timeout, interval=0.1, message="B's document was not ready in time"
+    )
+    return (updated - submitted).total_seconds()
 
 
 def _b_once(tenant, seed: int) -> float:
@@ -73,6 +76,8 @@ def _upload_all(tenant, count: int, stop: threading.Event, done: list) -> None:
 
 
 def bench_noisy_ingest(*, a_documents: int, b_repetitions: int) -> dict:
+    from tests.helpers import wait_until
+
     from .worker import running_worker
 
     stamp = int(time.time())
@@ -87,9 +92,12 @@ def bench_noisy_ingest(*, a_documents: int, b_repetitions: int) -> dict:
             alone = [_b_once(b, seed=10 + i) for i in range(b_repetitions)]
             uploader = threading.Thread(target=_upload_all, args=(a, a_documents, stop, uploaded))
             uploader.start()
-            deadline = time.monotonic() + 600
-            while _backlog(a) < deep and uploader.is_alive() and time.monotonic() < deadline:
-                time.sleep(0.5)
+            wait_until(
+                lambda: _backlog(a) >= deep or not uploader.is_alive(),
+                timeout=600,
+                interval=0.5,
+                message="A's queue never grew deep",
+            )
             contended, backlog = [], []
             for i in range(b_repetitions):
                 backlog.append(_backlog(a))
