@@ -35,24 +35,24 @@ def _count_pool_processes(sender=None, **kwargs) -> None:
 
 @worker_process_init.connect
 def _warm_models(**kwargs) -> None:
-    """Size torch to this process's share of the cores (settings.WORKER_EMBEDDING_THREADS says
-    why), and load the embedding model once per worker process, before the first task waits.
-    Each process then leaves its warm marker (rag/warmup.py), which `make run` waits for."""
+    """Size the embedding backends to this process's share of the cores
+    (settings.WORKER_EMBEDDING_THREADS says why), and load them once per worker process,
+    before the first task waits. Each process then leaves its warm marker (rag/warmup.py),
+    which `make run` waits for."""
     import logging
 
-    import torch
     from django.conf import settings
 
-    from rag import compute_thread, warmup
+    from rag import embedders, warmup
 
-    # OpenMP keeps the thread count per thread: set it on the one that computes.
-    compute_thread.run(torch.set_num_threads, settings.WORKER_EMBEDDING_THREADS)
+    embedders.set_threads(settings.WORKER_EMBEDDING_THREADS)
     expected = _pool_processes or settings.CELERY_WORKER_CONCURRENCY
     warmup.warm("worker", expected=expected, generator=False)
     if settings.EMBEDDING_PRELOAD:
         logging.getLogger(__name__).info(
-            "embedding model loaded; torch uses %d threads",
-            compute_thread.run(torch.get_num_threads),
+            "embedding backends loaded: %s, %d threads each",
+            ", ".join(embedders.loaded()),
+            settings.WORKER_EMBEDDING_THREADS,
         )
 
 

@@ -55,6 +55,10 @@ def main() -> int:
         ("Migrating bridge schemas and silo databases", ["migrate_tenants"]),
         ("Collecting static files", ["collectstatic", "--no-input", "-v0"]),
         (
+            "Exporting the embedding model to ONNX (first start only, about a minute)",
+            ["embedding_export"],
+        ),
+        (
             "Creating the console user and demo tenant (when missing)",
             ["bootstrap_demo", "--base-url", f"http://127.0.0.1:{port}"],
         ),

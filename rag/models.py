@@ -122,6 +122,8 @@ class Document(TenantOwnedModel):
     chunks_total = models.IntegerField(default=0)
     chunks_embedded = models.IntegerField(default=0)
     attempts = models.IntegerField(default=0)
+    # The backend (rag/embedders) its chunk set was embedded with, written with the chunks.
+    embedding_backend = models.CharField(max_length=20, db_default="torch", default="torch")
     created_at = models.DateTimeField(db_default=Now())
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -161,6 +163,9 @@ class Chunk(TenantOwnedModel):
     text = models.TextField()
     token_count = models.IntegerField(default=0)
     embedding = VectorField(dimensions=EMBEDDING_DIMENSIONS)
+    # The vector from the backend a re-embedding moves the tenant to, filled while searches go
+    # on with `embedding`, swapped in for all the tenant's chunks at once (rag.services.reembed).
+    embedding_next = VectorField(dimensions=EMBEDDING_DIMENSIONS, null=True, blank=True)
     search_vector = models.GeneratedField(
         expression=SearchVector("heading_path", "text", config="english"),
         output_field=SearchVectorField(),

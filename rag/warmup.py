@@ -56,10 +56,12 @@ def warm(role: str, *, expected: int, generator: bool) -> None:
         if settings.EMBEDDING_PRELOAD:
             from .embedding import embed_texts
 
-            # Real encodes, not only a load: torch's first run at each input length sizes its
-            # buffers (a first question embedded in 38 ms, the next ones in 16).
-            for words in (1, 4, 8, 16, 32):
-                embed_texts([" ".join(["warm"] * words)])
+            for backend in _backends_in_use():
+                _set(WARMING, f"embedding model ({backend})")
+                # Real encodes, not only a load: a backend's first run at each input length
+                # sizes its buffers (torch: a first question in 38 ms, the next ones in 16).
+                for words in (1, 4, 8, 16, 32):
+                    embed_texts([" ".join(["warm"] * words)], backend=backend)
         if role == "web":
             _set(WARMING, "request path")
             _import_views()
@@ -85,6 +87,22 @@ def warm(role: str, *, expected: int, generator: bool) -> None:
 
     clear_cache()
     _write_marker(role, expected)
+
+
+def _backends_in_use() -> list[str]:
+    """The default embedding backend and every one a tenant is still on (a tenant's queries
+    use its own, rag/embedders): a process loads only these, so with every tenant on an ONNX
+    backend torch is never imported."""
+    from .embedding import default_backend
+
+    backends = {default_backend()}
+    try:
+        from tenants.models import Tenant
+
+        backends.update(Tenant.objects.values_list("embedding_backend", flat=True).distinct())
+    except Exception:  # no database yet: the default alone; the others load on first use
+        logger.warning("cannot read the tenants' embedding backends", exc_info=True)
+    return sorted(backends)
 
 
 def _import_views() -> None:

@@ -71,6 +71,12 @@ class DataServer(models.Model):
 DEFAULT_SERVER_NAME = "default"
 
 
+def default_embedding_backend() -> str:
+    from django.conf import settings
+
+    return settings.EMBEDDING_BACKEND
+
+
 class Tenant(models.Model):
     """A customer of the platform and where its data lives.
 
@@ -102,6 +108,10 @@ class Tenant(models.Model):
     )
     # A name of the generation model registry; blank: the platform's default model.
     default_model = models.CharField(max_length=100, blank=True, default="")
+    # The embedding backend (rag/embedders) its chunks were embedded with: its queries and new
+    # documents use it, so vectors of two backends are never compared. New tenants take
+    # EMBEDDING_BACKEND; `manage.py reembed` moves a tenant to it.
+    embedding_backend = models.CharField(max_length=20, default=default_embedding_backend)
     created_at = models.DateTimeField(db_default=Now())
     updated_at = models.DateTimeField(auto_now=True)
 

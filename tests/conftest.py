@@ -7,6 +7,7 @@ DATABASE), other processes (workers, the web server) and RLS all behave as they 
 
 from __future__ import annotations
 
+import io
 import itertools
 from pathlib import Path
 
@@ -52,6 +53,9 @@ def pytest_collection_modifyitems(config, items):
 def django_db_setup(django_db_blocker):
     with django_db_blocker.unblock():
         call_command("migrate", verbosity=0, interactive=False)
+    # As `make run` does before it starts any process: the worker and web server the tests
+    # start then load the default embedding backend at once (built once per checkout).
+    call_command("embedding_export", verbosity=0, stdout=io.StringIO())
 
 
 @pytest.fixture

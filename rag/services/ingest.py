@@ -15,7 +15,9 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+import numpy as np
 from django.conf import settings
+from django.db import connections
 from django.db.models import F
 from django.db.models.functions import Now
 
@@ -25,12 +27,14 @@ from tenants.models import Tenant
 from tenants.services.usage import usage_record
 
 from ..chunking import document_chunk, embedding_text
+from ..embedders import BACKENDS
 from ..embedding import model_id as embedding_model_id
-from ..models import IN_PROGRESS, Document, DocumentSource, DocumentStatus
+from ..models import EMBEDDING_DIMENSIONS, IN_PROGRESS, Document, DocumentSource, DocumentStatus
 from ..parsing import ParseError, document_parse
 from .cache import embeddings_cached
 from .chunk_store import chunks_replace
 from .documents import title_from_filename
+from .reembed import swap_lock_sql
 
 logger = logging.getLogger(__name__)
 
@@ -76,30 +80,48 @@ def document_ingest(*, tenant: Tenant, document_id) -> str:
         title=title,
         mime_type=parsed.mime_type,
     )
-    vectors = []
-    batch = settings.EMBEDDING_BATCH_SIZE
-    for start in range(0, len(drafts), batch):
-        # Chunks this tenant has embedded before (a re-upload, a replaced document's unchanged
-        # sections) come from its embedding cache; only the rest go to the model.
-        attributes = {"tenantry.tenant": tenant.slug, "tenantry.chunks": batch}
-        with stage("embed", model=embedding_model_id(), **attributes):
-            vectors.extend(
-                embeddings_cached(
-                    tenant=tenant,
-                    texts=[
-                        embedding_text(title=title, heading_path=d.heading_path, text=d.text)
-                        for d in drafts[start : start + batch]
-                    ],
-                    purpose="ingest",
-                )
-            )
-        if not _progress(tenant, document_id, claim, total=len(drafts), embedded=len(vectors)):
-            return "skipped"  # deleted or replaced meanwhile: the newer task takes over
-    status = _finish(tenant, document_id, claim, drafts, vectors)
+    texts = [embedding_text(title=title, heading_path=d.heading_path, text=d.text) for d in drafts]
+    vectors = _embed(tenant, document_id, claim, drafts, texts, tenant.embedding_backend)
+    if vectors is None:
+        return "skipped"  # deleted or replaced meanwhile: the newer task takes over
+    status = _finish(tenant, document_id, claim, drafts, vectors, tenant.embedding_backend)
+    for _retry in range(2):
+        if status not in BACKENDS:
+            break
+        # The tenant moved to another backend while this ran (rag.services.reembed): its
+        # chunks are all of that one now, so this document's must be too.
+        vectors = _embed(tenant, document_id, claim, drafts, texts, status)
+        if vectors is None:
+            return "skipped"
+        status = _finish(tenant, document_id, claim, drafts, vectors, status)
+    if status in BACKENDS:
+        return "skipped"  # switched twice while this ran: the stuck-document sweep retries it
     if status == DocumentStatus.READY:
         _meter(tenant, drafts)
         observe_chunks_embedded(tenant=tenant, chunks=len(drafts))
     return status
+
+
+def _embed(tenant, document_id, claim, drafts, texts, backend: str):
+    """The drafts' vectors from `backend`, in batches of similar token length (a batch is
+    padded to its longest text) with progress after each; None if the document was deleted or
+    replaced meanwhile."""
+    batch = settings.EMBEDDING_BATCH_SIZE
+    order = sorted(range(len(drafts)), key=lambda i: drafts[i].token_count)
+    vectors = np.empty((len(drafts), EMBEDDING_DIMENSIONS), dtype=np.float32)
+    attributes = {"tenantry.tenant": tenant.slug, "tenantry.chunks": batch}
+    for start in range(0, len(order), batch):
+        picked = order[start : start + batch]
+        # Chunks this tenant has embedded before (a re-upload, a replaced document's unchanged
+        # sections) come from its embedding cache; only the rest go to the model.
+        with stage("embed", model=embedding_model_id(backend), **attributes):
+            vectors[picked] = embeddings_cached(
+                tenant=tenant, texts=[texts[i] for i in picked], purpose="ingest", backend=backend
+            )
+        embedded = start + len(picked)
+        if not _progress(tenant, document_id, claim, total=len(drafts), embedded=embedded):
+            return None
+    return vectors
 
 
 def _meter(tenant: Tenant, drafts) -> None:
@@ -173,10 +195,23 @@ def _fail(tenant, document_id, claim, reason: str) -> str:
     return DocumentStatus.FAILED
 
 
-def _finish(tenant, document_id, claim, drafts, vectors) -> str:
-    with tenant_context(tenant):
+def _finish(tenant, document_id, claim, drafts, vectors, backend: str) -> str:
+    """Swap the chunk set in and mark the document ready; or the backend the tenant's other
+    documents have if it is not `backend` (a re-embedding switched meanwhile), to embed again.
+    The shared swap lock keeps a re-embedding's switch from running between that check and
+    the swap."""
+    with tenant_context(tenant), connections[data_alias()].cursor() as cursor:
         if not _current(document_id, claim).select_for_update().exists():
             return "skipped"
+        cursor.execute(*swap_lock_sql(tenant, shared=True))
+        cursor.execute(
+            "SELECT embedding_backend FROM rag_document WHERE status = 'ready' AND id <> %s "
+            "AND embedding_backend <> %s LIMIT 1",
+            [document_id, backend],
+        )
+        other = cursor.fetchone()
+        if other is not None:
+            return other[0]
         chunks_replace(
             alias=data_alias(),
             document_id=document_id,
@@ -185,6 +220,7 @@ def _finish(tenant, document_id, claim, drafts, vectors) -> str:
         )
         _current(document_id, claim).update(
             status=DocumentStatus.READY,
+            embedding_backend=backend,
             chunks_total=len(drafts),
             chunks_embedded=len(drafts),
             error="",

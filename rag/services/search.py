@@ -176,7 +176,8 @@ def chunk_search(
             return ranked, scored, _load(cursor, scored)
 
     wants_vector = mode in ("hybrid", "vector")
-    model, query_sha = embedding_model_id(), text_sha256(query)
+    backend = tenant.embedding_backend  # the one its chunks were embedded with
+    model, query_sha = embedding_model_id(backend), text_sha256(query)
     vector = found = None
     # One transaction when the query's vector is cached: its read, then the search. A miss
     # leaves the transaction to embed (no transaction waits on a model), and the vector is
@@ -194,7 +195,7 @@ def chunk_search(
         observe_embedding(tenant=tenant, texts=1, cached=int(vector is not None), purpose="query")
     if found is None:
         with stage("embed", model=model, **labels):
-            vector = embed_texts([query])[0]
+            vector = embed_texts([query], backend=backend)[0]
         after_response(embedding_cache_store, tenant=tenant, model=model, rows={query_sha: vector})
         embedded = time.perf_counter()
         with tenant_context(tenant), connections[data_alias()].cursor() as cursor:

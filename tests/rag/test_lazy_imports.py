@@ -1,26 +1,8 @@
 """Importing the task and API modules must not import the heavy ML libraries."""
 
-import subprocess
-import sys
-from pathlib import Path
+from tests.helpers import python_last_line
 
-from tests.helpers import service_env
-
-ROOT = Path(__file__).resolve().parents[2]
-HEAVY = ("torch", "sentence_transformers", "transformers", "llama_cpp")
-
-
-def _last_line(code: str) -> str:
-    """What `code` prints last, run in a fresh interpreter against this session's servers."""
-    out = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=ROOT,
-        env=service_env(),
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    return out.strip().splitlines()[-1]
+HEAVY = ("torch", "sentence_transformers", "transformers", "llama_cpp", "onnxruntime", "onnx")
 
 
 def test_importing_tasks_and_views_does_not_import_ml_libraries(pg):
@@ -30,7 +12,7 @@ def test_importing_tasks_and_views_does_not_import_ml_libraries(pg):
         "import rag.services.answer, rag.api.answer, rag.api.openai.views, rag.generation.gate;"
         f"print([m for m in {HEAVY!r} if m in sys.modules])"
     )
-    out = _last_line(code)
+    out = python_last_line(code)
     assert out == "[]"
 
 
@@ -44,5 +26,5 @@ def test_services_never_import_the_task_module(pg):
         "import console.views.documents, rag.management.commands.ingest, config.urls;"
         "print('rag.tasks' in sys.modules)"
     )
-    out = _last_line(code)
+    out = python_last_line(code)
     assert out == "False"

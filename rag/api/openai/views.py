@@ -72,7 +72,7 @@ class EmbeddingsView(OpenAIView):
             )
         except QuotaExceeded as exc:
             raise quota_problem(exc) from exc
-        vectors = embed_texts(texts)
+        vectors = embed_texts(texts, backend=request.user.tenant.embedding_backend)
         # The model reads at most MODEL_MAX_TOKENS word pieces per input (the rest is cut).
         tokens = sum(min(n + 2, MODEL_MAX_TOKENS) for n in count_tokens_batch(texts))
         usage_record(
