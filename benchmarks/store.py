@@ -30,6 +30,7 @@ def load_chunks(tenant, texts: list[str], vectors: np.ndarray, *, first_ordinal:
                 content_hash=text_sha256(key),
                 metadata={"batch": first_ordinal + start},
                 status="ready",
+                embedding_backend=tenant.embedding_backend,
                 chunks_total=len(part),
                 chunks_embedded=len(part),
             )

@@ -122,8 +122,9 @@ class Document(TenantOwnedModel):
     chunks_total = models.IntegerField(default=0)
     chunks_embedded = models.IntegerField(default=0)
     attempts = models.IntegerField(default=0)
-    # The backend (rag/embedders) its chunk set was embedded with, written with the chunks.
-    embedding_backend = models.CharField(max_length=20, db_default="torch", default="torch")
+    # The backend (rag/embedders) its chunk set was embedded with, written with the chunks;
+    # blank until then. Rows from before backends existed were all embedded by torch.
+    embedding_backend = models.CharField(max_length=20, blank=True, db_default="torch", default="")
     created_at = models.DateTimeField(db_default=Now())
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -96,12 +96,18 @@ def _backends_in_use() -> list[str]:
     from .embedding import default_backend
 
     backends = {default_backend()}
+    from django.db import connections
+
     try:
         from tenants.models import Tenant
 
         backends.update(Tenant.objects.values_list("embedding_backend", flat=True).distinct())
     except Exception:  # no database yet: the default alone; the others load on first use
         logger.warning("cannot read the tenants' embedding backends", exc_info=True)
+    finally:
+        # This thread's connections: a pooled one held here would keep pools_fill, below,
+        # from ever taking all of its pool's connections.
+        connections.close_all()
     return sorted(backends)
 
 

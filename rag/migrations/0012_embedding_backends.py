@@ -15,7 +15,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name="document",
             name="embedding_backend",
-            field=models.CharField(db_default="torch", default="torch", max_length=20),
+            field=models.CharField(blank=True, db_default="torch", default="", max_length=20),
         ),
         migrations.AddField(
             model_name="chunk",

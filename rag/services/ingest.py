@@ -206,7 +206,7 @@ def _finish(tenant, document_id, claim, drafts, vectors, backend: str) -> str:
         cursor.execute(*swap_lock_sql(tenant, shared=True))
         cursor.execute(
             "SELECT embedding_backend FROM rag_document WHERE status = 'ready' AND id <> %s "
-            "AND embedding_backend <> %s LIMIT 1",
+            "AND embedding_backend NOT IN (%s, '') LIMIT 1",
             [document_id, backend],
         )
         other = cursor.fetchone()

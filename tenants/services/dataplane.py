@@ -8,15 +8,21 @@ interruption, on its own: Django applies each migration in a transaction and rec
 from __future__ import annotations
 
 import io
+import logging
+import time
 
 from django.core.management import call_command
-from django.db import connections
+from django.db import OperationalError, connections
 from django.db.migrations.executor import MigrationExecutor
 from psycopg import sql
+from psycopg.errors import DeadlockDetected
 
 from .. import placement
 from ..models import IsolationMode, Tenant
 from ..planes import data_plane_label
+
+logger = logging.getLogger(__name__)
+DEADLOCK_ATTEMPTS = 3
 
 MIGRATIONS_TABLE_SQL = """
 CREATE TABLE IF NOT EXISTS {schema}.django_migrations (
@@ -55,9 +61,25 @@ def migrate_alias(alias: str, *, schema: str, target: str | None = None) -> list
     leaves = executor.loader.graph.leaf_nodes(data_plane_label())
     pending = [m.name for m, _ in executor.migration_plan(leaves)]
     args = [data_plane_label()] + ([target] if target else [])
-    call_command(
-        "migrate", *args, database=alias, verbosity=0, interactive=False, stdout=io.StringIO()
-    )
+    for attempt in range(1, DEADLOCK_ATTEMPTS + 1):
+        try:
+            call_command(
+                "migrate",
+                *args,
+                database=alias,
+                verbosity=0,
+                interactive=False,
+                stdout=io.StringIO(),
+            )
+            break
+        except OperationalError as exc:
+            # DDL takes exclusive locks while live traffic reads the same tables: PostgreSQL
+            # may pick the migration as a deadlock's victim. Its migration rolled back whole
+            # and the recorded ones stay, so running again resumes.
+            if not isinstance(exc.__cause__, DeadlockDetected) or attempt == DEADLOCK_ATTEMPTS:
+                raise
+            logger.warning("data-plane migration on %s deadlocked; retrying (%d)", alias, attempt)
+            time.sleep(0.2 * attempt)
     grant_app_access(alias=alias, schema=schema)
     return pending
 

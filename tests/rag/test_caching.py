@@ -115,13 +115,17 @@ def test_identical_texts_are_embedded_once_per_tenant(make_tenant, monkeypatch):
     calls = []
     real = cache_service.embed_texts
     monkeypatch.setattr(
-        cache_service, "embed_texts", lambda texts: calls.append(list(texts)) or real(texts)
+        cache_service,
+        "embed_texts",
+        lambda texts, **kw: calls.append(list(texts)) or real(texts, **kw),
     )
     first = cache_service.embeddings_cached(tenant=tenant, texts=["a b", "c d"], purpose="t")
     again = cache_service.embeddings_cached(tenant=tenant, texts=["c d", "e f", "a b"], purpose="t")
     assert calls == [["a b", "c d"], ["e f"]]
     assert (again[0] == first[1]).all() and (again[2] == first[0]).all()
-    assert (again == real(["c d", "e f", "a b"])).all()  # the cache returns the model's vectors
+    assert (
+        again == real(["c d", "e f", "a b"], backend=tenant.embedding_backend)
+    ).all()  # the cache returns the model's vectors
     cache_service.embeddings_cached(tenant=other, texts=["a b"], purpose="t")
     assert calls[-1] == ["a b"]  # the other tenant's cache is its own
 
