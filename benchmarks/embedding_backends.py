@@ -267,73 +267,14 @@ class OpenVinoBackend(_TokenizedBackend):
 
 
 # --- Export and quantization ---------------------------------------------------------------
-
-
-def export_fp32(path: Path) -> None:
-    """BertModel's last hidden state to ONNX with torch's TorchScript exporter (pooling stays in
-    numpy). Eager attention, so the graph has the plain MatMul/Softmax pattern that
-    onnxruntime's BERT fusions recognise; sentence-transformers' own backend="onnx" export
-    refuses the packaged folder, optimum would pin transformers<4.58."""
-    import torch
-    from transformers import AutoModel
-
-    model = AutoModel.from_pretrained(str(model_folder()), attn_implementation="eager").eval()
-
-    class LastHiddenState(torch.nn.Module):
-        def __init__(self, bert):
-            super().__init__()
-            self.bert = bert
-
-        def forward(self, input_ids, attention_mask, token_type_ids):
-            return self.bert(
-                input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
-            ).last_hidden_state
-
-    ids = torch.ones(2, 16, dtype=torch.long)
-    axes = {name: {0: "batch", 1: "sequence"} for name in (*INPUTS, "last_hidden_state")}
-    with torch.no_grad():
-        torch.onnx.export(
-            LastHiddenState(model),
-            (ids, torch.ones_like(ids), torch.zeros_like(ids)),
-            str(path),
-            input_names=list(INPUTS),
-            output_names=["last_hidden_state"],
-            dynamic_axes=axes,
-            opset_version=17,
-            dynamo=False,
-        )
-
-
-def fuse(source: Path, target: Path, *, fast_gelu: bool) -> None:
-    """onnxruntime's BERT optimizer (what optimum's O2; O3 adds the tanh GELU approximation):
-    fused Attention, SkipLayerNormalization, EmbedLayerNormalization, BiasGelu."""
-    from onnxruntime.transformers.fusion_options import FusionOptions
-    from onnxruntime.transformers.optimizer import optimize_model
-
-    options = FusionOptions("bert")
-    options.enable_gelu_approximation = fast_gelu
-    model = optimize_model(
-        str(source), model_type="bert", num_heads=12, hidden_size=384, optimization_options=options
-    )
-    model.save_model_to_file(str(target))
-
-
-def preprocess(source: Path, target: Path) -> None:
-    from onnxruntime.quantization.shape_inference import quant_pre_process
-
-    # Symbolic shape inference gives up on transformers' mask arithmetic; ONNX's own shape
-    # inference and ORT's basic graph optimisation are what quantization needs.
-    quant_pre_process(str(source), str(target), skip_symbolic_shape=True)
-
-
-def weight_matmuls(path: Path) -> list[str]:
-    """MatMul nodes with a constant weight (the 36 Linear layers); the two attention MatMuls
-    per layer multiply activations and stay fp32."""
-    import onnx
-
-    model = onnx.load(str(path))
-    constants = {i.name for i in model.graph.initializer}
-    return [n.name for n in model.graph.node if n.op_type == "MatMul" and n.input[1] in constants]
+# The export, fusion and pre-processing are the platform's own (rag/embedders/onnx_export.py);
+# the quantization variants below are the ones this study compared.
+from rag.embedders.onnx_export import (  # noqa: E402 - after the sys.path set-up above
+    export_fp32,
+    fuse,
+    preprocess,
+    weight_matmuls,
+)
 
 
 def quantize_dyn(

@@ -1,11 +1,18 @@
 """Ingestion: chunks/s end to end through the real pipeline (upload service -> Celery worker ->
-ready), against `model.encode` alone on the very same chunks (the bound) and against
+ready) for each embedding backend (rag/embedders: a fresh tenant per run, on that backend),
+against torch's `model.encode` alone on the very same chunks (the bound) and against
 langchain-postgres `add_texts` with the same model on the same server; and the time of each
 stage (parse, chunk, embed, store) measured in-process on the same documents.
+
+Each backend is compared with the torch fp32 pipeline of the same repetition (issue 18: the
+new backends should ingest at least 2x as fast); how far their vectors drift from torch's is
+the `embedding` section's business.
 """
 
 from __future__ import annotations
 
+import re
+import statistics
 import time
 
 import numpy as np
@@ -14,11 +21,14 @@ from django.db.models import Max
 from django.utils import timezone
 
 from rag.chunking import document_chunk
-from rag.embedding import embed_texts, get_model
+from rag.embedders import BACKENDS, TORCH
+from rag.embedders.onnx_export import ensure_exported
+from rag.embedding import default_backend, embed_texts, get_model
 from rag.models import Document
 from rag.parsing import document_parse
 from rag.services.documents import document_submit
 from tenants.context import tenant_context
+from tenants.models import Tenant
 from tenants.services.provisioning import tenant_create
 
 from . import peers
@@ -104,30 +114,60 @@ def bench_ingestion(*, docs: int, paragraphs: int, repetitions: int, peer: bool 
     texts = corpus(docs=docs, paragraphs=paragraphs)
     chunks = [d.text for d in _drafts(texts)]
     get_model()
-    embed_texts(chunks[:64])  # warm
+    embed_texts(chunks[:64], backend=TORCH)  # warm
+    for backend in BACKENDS:
+        if backend != TORCH:
+            ensure_exported(backend)  # here, not in a timed task of the worker
 
     def encode_only() -> float:
         started = time.perf_counter()
-        embed_texts(chunks)
+        embed_texts(chunks, backend=TORCH)
         return len(chunks) / (time.perf_counter() - started)
 
     stages = _stages(texts, repetitions)
 
-    # Alternated, so a slow spell of this shared machine weighs on both sides of the ratio.
-    encodes, runs = [], []
-    with running_worker():
+    # A tenant on each backend before the worker starts, so every worker process loads all of
+    # them at start (rag/warmup.py loads the backends tenants are on) and none is loaded
+    # lazily by whichever process happens to take a timed document.
+    stamp = int(time.time())
+    for backend in BACKENDS:
+        _tenant_on(f"bench-ingest-{stamp}-{backend}", backend)
+    # Alternated, and the backends' order rotated each repetition, so a slow spell of this
+    # shared machine weighs on every side of the ratios.
+    encodes: list[float] = []
+    runs: dict[str, list[float]] = {backend: [] for backend in BACKENDS}
+    with running_worker() as worker:
+        _check_preloaded(worker.log())
         for rep in range(repetitions):
             encodes.append(encode_only())
-            runs.append(_pipeline_once(texts, len(chunks), rep))
-    encode, pipeline = spread(encodes), spread(runs)
+            shift = rep % len(BACKENDS)
+            for backend in BACKENDS[shift:] + BACKENDS[:shift]:
+                runs[backend].append(_pipeline_once(texts, len(chunks), rep, backend))
+    encode = spread(encodes)
+    pipeline = spread(runs[default_backend()])
 
     result = {
         "documents": docs,
         "chunks": len(chunks),
+        "default_backend": default_backend(),
         "encode_only_chunks_per_s": encode,
         "end_to_end_chunks_per_s": pipeline,
         "ratio_to_encode": round(pipeline["median"] / encode["median"], 3),
+        "backends": {
+            backend: {
+                "chunks_per_s": spread(rates),
+                "ratio_to_torch_pipeline": round(
+                    statistics.median(
+                        mine / torch for mine, torch in zip(rates, runs[TORCH], strict=True)
+                    ),
+                    3,
+                ),
+                "ratio_to_encode": round(statistics.median(rates) / encode["median"], 3),
+            }
+            for backend, rates in runs.items()
+        },
         "stages_ms": stages,
+        "stages_backend": default_backend(),
     }
     ok, reason = peers.available() if peer else (False, "disabled")
     if ok:
@@ -142,6 +182,25 @@ def bench_ingestion(*, docs: int, paragraphs: int, repetitions: int, peer: bool 
     else:
         result["peer_skipped"] = reason
     return result
+
+
+def _tenant_on(slug: str, backend: str):
+    """A fresh tenant whose documents `backend` embeds: set before its first document, as a
+    tenant's backend is (the field is the control plane's, rag.services.reembed moves it)."""
+    tenant = tenant_create(slug=slug, mode="pool")
+    Tenant.objects.filter(pk=tenant.pk).update(embedding_backend=backend)
+    tenant.refresh_from_db()
+    return tenant
+
+
+def _check_preloaded(log: str) -> None:
+    """Every worker process says it loaded every backend (config/celery_app.py logs which):
+    one loaded lazily during a timed run would be measured as that backend's ingestion."""
+    processes = int(re.search(r"concurrency: (\d+)", log).group(1))
+    loaded = re.findall(r"embedding backends loaded: (.*), \d+ threads each", log)
+    complete = [names for names in loaded if set(BACKENDS) <= set(names.split(", "))]
+    if len(complete) < processes:
+        raise RuntimeError(f"worker processes did not all load {BACKENDS}: {loaded}")
 
 
 def _stages(texts: list[str], repetitions: int) -> dict:
@@ -178,9 +237,11 @@ def _stages(texts: list[str], repetitions: int) -> dict:
     }
 
 
-def _pipeline_once(texts: list[str], expected: int, rep: int) -> float:
-    """Chunks/s for one fresh tenant (so no embedding cache helps) through the worker."""
-    tenant = tenant_create(slug=f"bench-ingest-{int(time.time())}-{rep}", mode="pool")
+def _pipeline_once(texts: list[str], expected: int, rep: int, backend: str) -> float:
+    """Chunks/s for one fresh tenant on `backend` (fresh, so no embedding cache helps) through
+    the worker. The warm-up document runs the tenant's first task (its connection, its
+    backend's first call in that process) outside the clock."""
+    tenant = _tenant_on(f"bench-ingest-{int(time.time())}-{rep}-{backend}", backend)
     warm = document_submit(tenant=tenant, data=b"warm up the worker", filename="w.txt").document
     _wait_ready(tenant, [warm.id])
     started = timezone.now()

@@ -110,10 +110,10 @@ def markdown(results: dict, plots: list[Path] | None = None) -> str:
             "",
             "| path | chunks/s | ratio (platform / this) |",
             "| --- | --- | --- |",
-            f"| platform end to end (upload -> Celery -> ready) | "
-            f"{_range(r['end_to_end_chunks_per_s'])} | 1 |",
-            f"| `model.encode` alone (the bound) | {_range(r['encode_only_chunks_per_s'])} | "
-            f"{r['ratio_to_encode']} |",
+            f"| platform end to end (upload -> Celery -> ready), "
+            f"`{r.get('default_backend', 'torch')}` | {_range(r['end_to_end_chunks_per_s'])} | 1 |",
+            f"| torch `model.encode` alone (the bound) | "
+            f"{_range(r['encode_only_chunks_per_s'])} | {r['ratio_to_encode']} |",
         ]
         if "langchain_postgres_chunks_per_s" in r:
             lines.append(
@@ -123,11 +123,31 @@ def markdown(results: dict, plots: list[Path] | None = None) -> str:
             )
         else:
             lines.append(f"| langchain-postgres | skipped: {r.get('peer_skipped')} | |")
-        lines += ["", "Time per stage over the whole corpus, in process (ms):", ""]
+        if "backends" in r:
+            lines += [
+                "",
+                "End to end per embedding backend (a fresh tenant on each, backends alternated "
+                "within each repetition); the ratio to torch is the median of the repetitions' "
+                "ratios to torch's run of the same repetition:",
+                "",
+                "| backend | chunks/s | x torch pipeline | / torch `model.encode` |",
+                "| --- | --- | --- | --- |",
+            ]
+            for name, b in r["backends"].items():
+                lines.append(
+                    f"| {name} | {_range(b['chunks_per_s'])} | {b['ratio_to_torch_pipeline']} | "
+                    f"{b['ratio_to_encode']} |"
+                )
+        backend = f", `{r['stages_backend']}`" if "stages_backend" in r else ""
+        lines += ["", f"Time per stage over the whole corpus, in process{backend} (ms):", ""]
         lines += ["| stage | median | min | max |", "| --- | --- | --- | --- |"]
         for stage, s in r["stages_ms"].items():
             lines.append(f"| {stage} | {s['median']} | {s['min']} | {s['max']} |")
         lines.append("")
+    if "embedding" in results:
+        from .embedding import markdown as embedding_markdown
+
+        lines += embedding_markdown(results["embedding"])
     if "search" in results:
         r = results["search"]
         lines += [

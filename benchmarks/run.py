@@ -3,8 +3,8 @@ throwaway embedded PostgreSQL and Redis (config.test_settings), on this machine.
 
     python benchmarks/run.py [--size small|default|large] [--out DIR] [section ...]
 
-Sections: ingestion, search, answer, noisy, noisy_ingest, overhead, load, quality, answers_eval,
-tenant_move, warm_start (all by default).
+Sections: ingestion, embedding, search, answer, noisy, noisy_ingest, overhead, load, quality,
+answers_eval, tenant_move, warm_start (all by default).
 `--size small` is what the smoke test in `make test` runs; `large` adds the 1M-chunk search.
 The report goes to var/bench/ (report.md, results.json, *.png).
 """
@@ -22,6 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 SECTIONS = (
     "ingestion",
+    "embedding",
     "search",
     "answer",
     "noisy",
@@ -36,6 +37,7 @@ SECTIONS = (
 
 _DEFAULT = {
     "ingestion": {"docs": 24, "paragraphs": 20, "repetitions": 3},
+    "embedding": {"pages": 60, "questions": 40, "chunks": 384, "passes": 3},
     "search": {"sizes": [10_000, 100_000], "tenants": 100, "queries": 50},
     "answer": {"documents": 24, "rounds": 5, "max_tokens": 128, "questions": 24},
     "noisy": {"chunks": 2000, "queries": 60, "flooders": 4, "answers": True},
@@ -63,6 +65,7 @@ _DEFAULT = {
 SIZES = {
     "small": {
         "ingestion": {"docs": 3, "paragraphs": 6, "repetitions": 1},
+        "embedding": {"pages": 30, "questions": 6, "chunks": 64, "passes": 1},
         "search": {"sizes": [2000], "tenants": 8, "queries": 8},
         "answer": {"documents": 3, "rounds": 1, "max_tokens": 24, "questions": 2},
         "noisy": {"chunks": 300, "queries": 12, "flooders": 2, "answers": False},
@@ -125,6 +128,10 @@ def _section(name: str, params: dict, peer: bool) -> dict:
         from .ingestion import bench_ingestion
 
         return bench_ingestion(**params, peer=peer)
+    if name == "embedding":
+        from .embedding import bench_embedding
+
+        return bench_embedding(**params)
     if name == "search":
         from .search import bench_search
 

@@ -28,13 +28,13 @@ def running_worker():
 
 
 def _wait_models_loaded(worker, timeout: float = 300) -> None:
-    """Celery says "ready" before its pool processes have loaded the embedding model; anything
+    """Celery says "ready" before its pool processes have loaded the embedding backends; anything
     measured meanwhile would compete with them for the cores."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         log = worker.log()
         processes = re.search(r"concurrency: (\d+)", log)
-        if processes and log.count("embedding model loaded") >= int(processes.group(1)):
+        if processes and log.count("embedding backends loaded") >= int(processes.group(1)):
             return
         time.sleep(0.5)
     raise TimeoutError("the worker's processes did not load the embedding model:\n" + log)

@@ -357,8 +357,10 @@ LOGGING = {
 EMBEDDING_BATCH_SIZE = int(os.environ.get("EMBEDDING_BATCH_SIZE", "32"))
 # The backend new tenants embed with (rag/embedders: torch | onnx | onnx-int8). A tenant keeps
 # the backend its chunks were embedded with until `manage.py reembed` moves it. Default `onnx`:
-# vectors equal to torch's (top-10 agreement 1.000) at 1.7x its ingestion and a third of its
-# query latency on 2 AVX2 cores, and a web process without torch (make bench, embedding).
+# vectors equal to torch's (top-10 agreement 1.000), a third of its query latency (p50 0.31x)
+# and a web process without torch (make bench, embedding). Ingestion is not faster: on 2 AVX2
+# cores without VNNI one thread embeds 9.6 chunks/s on every backend, int8 included (the
+# matrix products bound them alike), and the worker pipeline measured 0.85-1.09x torch's.
 EMBEDDING_BACKEND = os.environ.get("EMBEDDING_BACKEND", "onnx")
 # Where the ONNX exports of the packaged model are built (once per machine and model version);
 # a build cache beside the checkout, like .venv, so throwaway test data dirs reuse it.

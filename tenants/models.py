@@ -108,7 +108,7 @@ class Tenant(models.Model):
     )
     # A name of the generation model registry; blank: the platform's default model.
     default_model = models.CharField(max_length=100, blank=True, default="")
-    # The embedding backend (rag/embedders) its chunks were embedded with: its queries and new
+    # The embedding backend (EMBEDDING_BACKEND) its chunks were embedded with: its queries and new
     # documents use it, so vectors of two backends are never compared. New tenants take
     # EMBEDDING_BACKEND; `manage.py reembed` moves a tenant to it.
     embedding_backend = models.CharField(max_length=20, default=default_embedding_backend)

@@ -3,7 +3,9 @@ all-MiniLM-L6-v2 (never fetched from a hub) the first time a process needs them,
 that by `manage.py embedding_export` (which `make run` and the test suite run at start).
 
 Recipe, kept because it measured best on quality and speed together on a 2-core AMD EPYC with
-AVX2 and no VNNI (benchmarks/embedding_backends.py, 384 chunks of the documentation corpus):
+AVX2 and no VNNI (benchmarks/embedding_backends.py, 384 chunks of the documentation corpus, one
+process of 2 threads; with one thread per process, as the worker runs, every backend embeds at
+the same 9.6 chunks/s: the speed-ups below come from threading, not from the arithmetic):
 
 - `onnx`: BertModel's last hidden state exported with torch's TorchScript exporter (eager
   attention, opset 17), then onnxruntime's BERT fusions (Attention, SkipLayerNormalization,

@@ -1,4 +1,5 @@
-"""Each tenant records the embedding backend its chunks were embedded with (rag/embedders).
+"""Each tenant records the embedding backend its chunks were embedded with (one of those
+settings.EMBEDDING_BACKEND may name).
 
 Every existing tenant's chunks were embedded by torch, the only backend there was, so existing
 rows get `torch`; new tenants take settings.EMBEDDING_BACKEND."""
