@@ -275,29 +275,9 @@ from rag.embedders.onnx_export import (  # noqa: E402 - after the sys.path set-u
     preprocess,
     weight_matmuls,
 )
-
-
-def quantize_dyn(
-    source: Path,
-    target: Path,
-    *,
-    nodes: list[str] | None = None,
-    exclude: list[str] = (),
-    reduce_range: bool = False,
-) -> None:
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    quantize_dynamic(
-        str(source),
-        str(target),
-        weight_type=QuantType.QInt8,
-        per_channel=True,
-        reduce_range=reduce_range,
-        op_types_to_quantize=["MatMul"],
-        nodes_to_quantize=nodes or [],
-        nodes_to_exclude=list(exclude),
-        extra_options={"MatMulConstBOnly": True},
-    )
+from rag.embedders.onnx_export import (  # noqa: E402
+    quantize_dynamic_int8 as quantize_dyn,
+)
 
 
 def quantize_qdq(

@@ -209,8 +209,15 @@ def weight_matmuls(path: Path) -> list[str]:
 
 
 def quantize_dynamic_int8(
-    source: Path, target: Path, *, nodes: list[str] | None = None, exclude: list[str] = ()
+    source: Path,
+    target: Path,
+    *,
+    nodes: list[str] | None = None,
+    exclude: list[str] = (),
+    reduce_range: bool = False,
 ) -> None:
+    """`reduce_range` (7-bit weights, for CPUs whose int8 products saturate) is one of the
+    variants benchmarks/embedding_backends.py compared; the platform's model uses 8 bits."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     quantize_dynamic(
@@ -218,6 +225,7 @@ def quantize_dynamic_int8(
         str(target),
         weight_type=QuantType.QInt8,
         per_channel=True,
+        reduce_range=reduce_range,
         op_types_to_quantize=["MatMul"],
         nodes_to_quantize=nodes or [],
         nodes_to_exclude=list(exclude),

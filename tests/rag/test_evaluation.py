@@ -26,7 +26,7 @@ from rag.services.evaluation import (
 from rag.services.ingest import document_ingest
 from rag.tasks import evaluate_set
 from tenants.context import TenantNotBound, dangerously_unbound, tenant_context
-from tests.helpers import MODES, wait_until
+from tests.helpers import MODES, python_last_line, wait_until
 
 ZEBRAS = (
     "zebra-guide",
@@ -427,11 +427,6 @@ def test_the_evaluation_tables_force_row_level_security_in_every_placement(make_
 
 def test_the_evaluation_modules_do_not_import_the_ml_libraries(pg):
     """The web process imports the console view (and through it the service) to queue runs."""
-    import subprocess
-    import sys
-    from pathlib import Path
-
-    from tests.helpers import service_env
 
     heavy = ("torch", "sentence_transformers", "transformers", "llama_cpp")
     code = (
@@ -440,12 +435,4 @@ def test_the_evaluation_modules_do_not_import_the_ml_libraries(pg):
         "import rag.management.commands.evaluate;"
         f"print([m for m in {heavy!r} if m in sys.modules])"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=Path(__file__).resolve().parents[2],
-        env=service_env(),
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    assert out.strip().splitlines()[-1] == "[]"
+    assert python_last_line(code) == "[]"
